@@ -1,0 +1,331 @@
+#!/usr/bin/env python
+"""Q2: a CNN on the Intel landscapes images (48x48 RGB, 6 classes).
+
+The default network is the Q2.2 one (batch norm + global average pooling); -no_batch_norm gives the
+vanilla Q2.1 network. Each run writes results/q2/<run>.json and its figures; -sweep runs several
+learning rates and draws the two figures the assignment asks for.
+"""
+import argparse
+import copy
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import utils
+
+
+class ConvBlock(nn.Module):
+    """conv (k x k, stride 1) -> [BatchNorm2d] -> ReLU -> [MaxPool 2x2] -> Dropout."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, padding=None, maxpool=True,
+                 batch_norm=True, dropout=0.0, bias=True):
+        super().__init__()
+        padding = kernel_size // 2 if padding is None else padding
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=padding, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2) if maxpool else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.pool(self.relu(self.bn(self.conv(x)))))
+
+
+class CNN(nn.Module):
+    """Three conv blocks (32, 64, 128 channels) and an MLP head (1024, 512, 6) with log-softmax output.
+
+    batch_norm=False: the Q2.1 network (flatten -> 1024). batch_norm=True: the Q2.2 network
+    (BatchNorm2d in the blocks, global average pooling instead of flatten, BatchNorm1d before the dropout).
+    """
+
+    def __init__(self, dropout_prob, maxpool=True, batch_norm=True, conv_bias=True, n_classes=6, image_size=48):
+        super().__init__()
+        channels = [3, 32, 64, 128]
+        self.blocks = nn.Sequential(*[
+            ConvBlock(c_in, c_out, 3, maxpool=maxpool, batch_norm=batch_norm, dropout=dropout_prob, bias=conv_bias)
+            for c_in, c_out in zip(channels[:-1], channels[1:])
+        ])
+        side = image_size // 8 if maxpool else image_size
+        if batch_norm:
+            self.pool = nn.AdaptiveAvgPool2d((1, 1))
+            n_flat = channels[-1]
+        else:
+            self.pool = nn.Identity()
+            n_flat = channels[-1] * side * side
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(n_flat, 1024)
+        self.bn1 = nn.BatchNorm1d(1024) if batch_norm else nn.Identity()
+        self.dropout = nn.Dropout(dropout_prob)
+        self.fc2 = nn.Linear(1024, 512)
+        self.fc3 = nn.Linear(512, n_classes)
+
+    def forward(self, x):
+        x = self.flatten(self.pool(self.blocks(x)))  # (B, n_flat)
+        x = self.dropout(self.bn1(F.relu(self.fc1(x))))
+        x = F.relu(self.fc2(x))
+        return F.log_softmax(self.fc3(x), dim=-1)
+
+
+def get_number_trainable_params(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def param_table(model):
+    """Rows (module name, trainable parameters), one per module that owns parameters."""
+    rows = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            owner = name.rsplit(".", 1)[0]
+            rows[owner] = rows.get(owner, 0) + p.numel()
+    return list(rows.items())
+
+
+def train_epoch(model, X, y, optimizer, batch_size, generator, progress=True, desc="train"):
+    """One pass over (X, y) in shuffled mini-batches; returns the mean of the batch losses."""
+    model.train()
+    n = len(y)
+    perm = torch.randperm(n, generator=generator).to(X.device)
+    total = torch.zeros((), device=X.device)  # summed on device: no host sync per batch
+    n_batches = 0
+    for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress):
+        idx = perm[start:start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.nll_loss(model(X[idx]), y[idx])
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+        n_batches += 1
+    return (total / n_batches).item()
+
+
+@torch.inference_mode()
+def predict(model, X, batch_size=1000):
+    model.eval()
+    return torch.cat([model(X[i:i + batch_size]).argmax(-1) for i in range(0, len(X), batch_size)])
+
+
+def evaluate(model, X, y):
+    """Accuracy of model on (X, y)."""
+    return (predict(model, X) == y).float().mean().item()
+
+
+def run_name(args, lr):
+    name = f"cnn-{'vanilla' if args.no_batch_norm else 'bn'}-lr{lr:g}"
+    if args.no_maxpool:
+        name += "-nomaxpool"
+    if args.optimizer != "sgd":
+        name += f"-{args.optimizer}"
+    return name
+
+
+def build_model(args):
+    return CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm)
+
+
+def plot_confusion(y_true, y_pred, stem, title):
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    plt = utils.plt_style()
+    cm = confusion_matrix(y_true, y_pred, labels=range(len(utils.INTEL_CLASSES)))
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ConfusionMatrixDisplay(cm, display_labels=utils.INTEL_CLASSES).plot(ax=ax, colorbar=False, cmap="Blues")
+    ax.grid(False)
+    ax.set_title(title, fontsize=9)
+    plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
+    utils.save_figure(fig, stem)
+    return cm.tolist()
+
+
+@torch.inference_mode()
+def plot_activation_maps(model, X, y, stem, title, n_images=4, n_maps=8):
+    """The first block's feature maps (after ReLU, before pooling) for a few test images."""
+    plt = utils.plt_style()
+    model.eval()
+    idx = torch.tensor([int((y == c).nonzero()[0]) for c in range(n_images)])  # one image per class
+    captured = {}
+    hook = model.blocks[0].relu.register_forward_hook(lambda m, i, o: captured.update(a=o.detach().cpu()))
+    model(X[idx.to(X.device)])
+    hook.remove()
+    acts = captured["a"]  # (n_images, 32, 48, 48)
+    channels = acts.mean(dim=(0, 2, 3)).argsort(descending=True)[:n_maps]  # the most active maps
+    fig, axes = plt.subplots(n_images, n_maps + 1, figsize=(1.1 * (n_maps + 1), 1.15 * n_images))
+    for r in range(n_images):
+        axes[r, 0].imshow(X[idx[r]].cpu().permute(1, 2, 0).numpy())
+        axes[r, 0].set_ylabel(utils.INTEL_CLASSES[int(y[idx[r]])], fontsize=8)
+        for c, ch in enumerate(channels):
+            axes[r, c + 1].imshow(acts[r, ch].numpy(), cmap="viridis")
+            if r == 0:
+                axes[r, c + 1].set_title(f"ch {int(ch)}", fontsize=8)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+    axes[0, 0].set_title("input", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    utils.save_figure(fig, stem)
+
+
+def train_run(args, lr, data, device):
+    """Train one network at learning rate lr; write its JSON and figures; return the result dict."""
+    utils.configure_seed(args.seed)
+    name = run_name(args, lr)
+    out = os.path.join(args.out_dir, name)
+    model = build_model(args).to(device)
+    n_params = get_number_trainable_params(model)
+    print(f"[{name}] {'vanilla (Q2.1)' if args.no_batch_norm else 'batch-norm (Q2.2)'} network, "
+          f"{n_params:,} trainable parameters, device {device}")
+    if args.print_params:
+        for owner, count in param_table(model):
+            print(f"  {owner:<14} {count:>10,}")
+    Xtr, ytr = (t.to(device) for t in data["train"])
+    Xdv, ydv = (t.to(device) for t in data["dev"])
+    Xte, yte = (t.to(device) for t in data["test"])
+    opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
+    optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=args.l2_decay)
+    generator = torch.Generator().manual_seed(args.seed)
+
+    history = {"epoch": [], "train_loss": [], "val_acc": [], "epoch_seconds": []}
+    best = {"val_acc": -1.0, "epoch": 0, "state": None}
+    status, start = "completed", time.time()
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.time()
+        loss = train_epoch(model, Xtr, ytr, optimizer, args.batch_size, generator,
+                           progress=not args.quiet, desc=f"epoch {epoch}")
+        if not np.isfinite(loss):
+            status = "diverged"
+            print(f"[{name}] epoch {epoch}: training loss is {loss}; the run diverged and stops here")
+            break
+        val_acc = evaluate(model, Xdv, ydv)
+        for k, v in zip(history, (epoch, loss, val_acc, time.time() - t0)):
+            history[k].append(round(v, 6) if isinstance(v, float) else v)
+        if val_acc > best["val_acc"]:
+            best = {"val_acc": val_acc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        print(f"[{name}] epoch {epoch:2d}/{args.epochs} | train loss {loss:.4f} | val acc {val_acc:.4f} "
+              f"| {time.time() - t0:.1f} s", flush=True)
+
+    final_test_acc = evaluate(model, Xte, yte) if status == "completed" else None
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    preds = predict(model, Xte).cpu()
+    best_test_acc = (preds == yte.cpu()).float().mean().item() if best["state"] is not None else None
+    config = {k: v for k, v in vars(args).items() if k not in ("sweep", "quiet", "print_params")}
+    config.update(learning_rate=lr, batch_norm=not args.no_batch_norm, maxpool=not args.no_maxpool,
+                  device=str(device), num_threads=torch.get_num_threads())
+    result = {
+        "name": name, "status": status, "config": config, "n_params": n_params,
+        "param_table": param_table(model), "history": history,
+        "final_test_acc": final_test_acc, "best_val_acc": best["val_acc"] if best["state"] is not None else None,
+        "best_epoch": best["epoch"], "best_val_test_acc": best_test_acc,
+        "wall_seconds": round(time.time() - start, 1), "torch": torch.__version__,
+    }
+    if history["epoch"]:
+        utils.plot(history["epoch"], {f"lr={lr:g}": history["train_loss"]}, "Training loss", f"{out}-train_loss")
+        utils.plot(history["epoch"], {f"lr={lr:g}": history["val_acc"]}, "Validation accuracy", f"{out}-val_acc")
+    if best["state"] is not None:
+        result["confusion_matrix"] = plot_confusion(
+            yte.cpu().numpy(), preds.numpy(), f"{out}-confusion",
+            f"{name}, epoch {best['epoch']}: test accuracy {best_test_acc:.3f}")
+        plot_activation_maps(model, Xte, yte.cpu(), f"{out}-activations", f"{name}: first block, after ReLU")
+    utils.save_json(result, f"{out}.json")
+    fin = "n/a" if final_test_acc is None else f"{final_test_acc:.4f}"
+    bst = "n/a" if best_test_acc is None else f"{best_test_acc:.4f}"
+    print(f"[{name}] {status}: final test acc {fin} | best-val epoch {best['epoch']} test acc {bst} "
+          f"| wrote {out}.json")
+    return result
+
+
+def sweep(args, data, device):
+    """Train at each learning rate (reusing a run whose JSON exists unless -force), pick the best by
+    validation accuracy and draw the loss and validation-accuracy figures, one line per learning rate."""
+    import json
+
+    results = []
+    for lr in args.sweep:
+        path = os.path.join(args.out_dir, run_name(args, lr) + ".json")
+        if os.path.exists(path) and not args.force:
+            print(f"{path} exists: reusing it (-force to rerun)")
+            with open(path) as f:
+                results.append(json.load(f))
+        else:
+            results.append(train_run(args, lr, data, device))
+    kind = "vanilla" if args.no_batch_norm else "bn"
+    stem = os.path.join(args.out_dir, f"sweep-{kind}")
+    epochs = list(range(1, args.epochs + 1))
+    label = lambda r: f"lr={r['config']['learning_rate']:g}" + (" (diverged)" if r["status"] != "completed" else "")
+    utils.plot(epochs, {label(r): r["history"]["train_loss"] for r in results}, "Training loss", f"{stem}-train_loss")
+    utils.plot(epochs, {label(r): r["history"]["val_acc"] for r in results}, "Validation accuracy", f"{stem}-val_acc")
+    scored = [r for r in results if r["best_val_acc"] is not None]
+    best = max(scored, key=lambda r: r["best_val_acc"])
+    summary = {
+        "runs": [r["name"] for r in results],
+        "best_learning_rate": best["config"]["learning_rate"], "best_run": best["name"],
+        "table": [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
+                   "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
+                   "final_val_acc": r["history"]["val_acc"][-1] if r["history"]["val_acc"] else None,
+                   "final_test_acc": r["final_test_acc"], "best_val_test_acc": r["best_val_test_acc"]}
+                  for r in results],
+    }
+    utils.save_json(summary, f"{stem}.json")
+    print(f"best learning rate by validation accuracy: {summary['best_learning_rate']:g} "
+          f"(val {best['best_val_acc']:.4f}); wrote {stem}.json and figures")
+    return summary
+
+
+def positive(kind):
+    def check(s):
+        v = kind(s)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+        return v
+    return check
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-epochs", type=positive(int), default=40, help="number of training epochs")
+    p.add_argument("-batch_size", type=positive(int), default=8, help="mini-batch size")
+    p.add_argument("-learning_rate", type=positive(float), default=0.01, help="learning rate")
+    p.add_argument("-l2_decay", type=float, default=0.0, help="L2 weight decay")
+    p.add_argument("-dropout", type=float, default=0.1, help="dropout probability (blocks and MLP)")
+    p.add_argument("-optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer")
+    p.add_argument("-no_maxpool", action="store_true", help="switch max pooling off in the conv blocks")
+    p.add_argument("-no_batch_norm", action="store_true",
+                   help="the vanilla Q2.1 network (flatten, no batch norm); default: the Q2.2 network")
+    p.add_argument("-data_path", default=utils.INTEL_PATH, help="the Intel landscapes .npz file")
+    p.add_argument("-device", default="auto", help="cpu, cuda, or auto (cuda when available)")
+    p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
+    p.add_argument("-num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("-out_dir", default="results/q2", help="where the JSON and figures go")
+    p.add_argument("-sweep", type=positive(float), nargs="+", metavar="LR",
+                   help="train at each of these learning rates and compare them (e.g. -sweep 0.1 0.01 0.001)")
+    p.add_argument("-force", action="store_true", help="with -sweep: rerun runs whose JSON already exists")
+    p.add_argument("-print_params", action="store_true", help="print trainable parameters per layer")
+    p.add_argument("-quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if not 0.0 <= args.dropout < 1.0:
+        p.error(f"-dropout must be in [0, 1), got {args.dropout}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    args.quiet = args.quiet or not sys.stderr.isatty()
+    device = utils.get_device(args.device)
+    utils.check_writable(os.path.join(args.out_dir, "x.json"))
+    data = utils.load_dataset(args.data_path)
+    if args.sweep:
+        sweep(args, data, device)
+    else:
+        train_run(args, args.learning_rate, data, device)
+
+
+if __name__ == "__main__":
+    main()
