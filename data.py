@@ -1,0 +1,153 @@
+"""Q3 data: the P2G TSV files, vocabularies, and padded tensors batched by index."""
+import os
+import random
+import sys
+
+import torch
+
+PAD, SOS, EOS, UNK = 0, 1, 2, 3
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+SPLITS = ("train", "valid", "test")
+
+
+class DataError(ValueError):
+    """Bad input data; its message names the file and the line."""
+
+
+class Vocabulary:
+    """Symbols <-> ids, with PAD 0, SOS 1, EOS 2, UNK 3; unknown symbols map to UNK."""
+
+    def __init__(self, symbols):
+        self.itos = SPECIALS + sorted(set(symbols) - set(SPECIALS))
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    @classmethod
+    def build(cls, sequences):
+        return cls(s for seq in sequences for s in seq)
+
+    def __len__(self):
+        return len(self.itos)
+
+    def encode(self, symbols):
+        return [self.stoi.get(s, UNK) for s in symbols]
+
+    def decode(self, ids):
+        """Symbols up to the first EOS, special tokens left out."""
+        out = []
+        for i in ids:
+            if i == EOS:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.itos[i])
+        return out
+
+
+def read_tsv_corpus(path):
+    """[(phonemes: list of str, spelling: str)] from lines `PHONEMES<TAB>SPELLING`."""
+    if not os.path.exists(path):
+        raise DataError(f"{path}: file not found")
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise DataError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
+            phonemes, spelling = parts[0].split(), parts[1].strip()
+            if not phonemes or not spelling:
+                side = "phonemes" if not phonemes else "spelling"
+                raise DataError(f"{path}:{lineno}: empty {side}")
+            pairs.append((phonemes, spelling))
+    if not pairs:
+        raise DataError(f"{path}: no examples (empty file)")
+    return pairs
+
+
+def pad_sequences(seqs, padding_idx=PAD):
+    """List of id lists -> (padded LongTensor (N, max_len), lengths LongTensor (N,))."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), int(lengths.max())), padding_idx, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out, lengths
+
+
+class Seq2SeqDataset:
+    """One split held as padded tensors: src (N, S), tgt (N, T) = SOS spelling EOS, and their lengths."""
+
+    def __init__(self, pairs, src_vocab, tgt_vocab):
+        self.pairs = pairs
+        self.src, self.src_lengths = pad_sequences([src_vocab.encode(p) for p, _ in pairs])
+        self.tgt, self.tgt_lengths = pad_sequences([[SOS] + tgt_vocab.encode(w) + [EOS] for _, w in pairs])
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, i):
+        return self.src[i, : self.src_lengths[i]], self.tgt[i, : self.tgt_lengths[i]]
+
+    def batch(self, idx):
+        """Examples idx as (src (B, S_max), src_lengths, tgt (B, T_max), tgt_lengths), padding trimmed."""
+        sl, tl = self.src_lengths[idx], self.tgt_lengths[idx]
+        return self.src[idx, : int(sl.max())], sl, self.tgt[idx, : int(tl.max())], tl
+
+    def batches(self, batch_size, generator=None, by_length=False):
+        """Index tensors: shuffled with generator, sorted by source length with by_length, else in order."""
+        if generator is not None:
+            order = torch.randperm(len(self), generator=generator)
+        elif by_length:
+            order = torch.argsort(self.src_lengths, stable=True)
+        else:
+            order = torch.arange(len(self))
+        return list(order.split(batch_size))
+
+
+def collate_samples(samples, padding_idx=PAD):
+    """[(src, tgt)] -> (src, src_lengths, tgt, tgt_lengths), padded (the skeleton's collate function)."""
+    src, src_lengths = pad_sequences([s.tolist() for s, _ in samples], padding_idx)
+    tgt, tgt_lengths = pad_sequences([t.tolist() for _, t in samples], padding_idx)
+    return src, src_lengths, tgt, tgt_lengths
+
+
+def islex_corpus(seed=42, sizes=(10_000, 1_000, 1_000)):
+    """An English IPA -> spelling set from the ISLEX lexicon shipped in pysle (MIT licence).
+
+    Lowercase alphabetic words only, the first pronunciation of each, stress and syllable marks
+    stripped, a fixed seeded split into train / valid / test.
+    """
+    import pysle
+
+    path = os.path.join(os.path.dirname(pysle.__file__), "data", "ISLEdict.txt")
+    seen, pairs = set(), []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            head, _, rest = line.partition("(")
+            fields = rest.split("#")
+            if len(fields) != 3 or not head.isalpha() or not head.islower() or not head.isascii() or head in seen:
+                continue  # multi-word entries have more '#' fields
+            phones = [p.replace("ˈ", "").replace("ˌ", "") for p in fields[1].split() if p != "."]
+            phones = [p for p in phones if p]
+            if phones:
+                seen.add(head)
+                pairs.append((phones, head))
+    random.Random(seed).shuffle(pairs)
+    out, start = {}, 0
+    for split, n in zip(SPLITS, sizes):
+        out[split] = pairs[start:start + n]
+        start += n
+    return out
+
+
+def load_corpus(data_dir, data_dir_given):
+    """({split: pairs}, source) from data_dir/{train,valid,test}.tsv, or the ISLEX fallback (loudly)
+    when the course files are absent and no --data_dir was given."""
+    paths = {s: os.path.join(data_dir, f"{s}.tsv") for s in SPLITS}
+    if not data_dir_given and not os.path.exists(paths["train"]):
+        print("=" * 78 + f"\nWARNING: the course P2G data are missing ({paths['train']} not found).\n"
+              "Using an English IPA->spelling set built from the ISLEX lexicon in pysle instead;\n"
+              "its numbers are NOT comparable with the course's. Put train/valid/test.tsv in data/.\n" + "=" * 78,
+              file=sys.stderr)
+        return islex_corpus(), "islex (pysle)"
+    return {s: read_tsv_corpus(p) for s, p in paths.items()}, data_dir

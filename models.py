@@ -1,0 +1,121 @@
+"""Q3 modules: BiLSTM encoder, LSTM decoder, Bahdanau attention, and the Seq2Seq wrapper."""
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def reshape_state(state):
+    """Bidirectional final state (2, B, H/2) x2 -> decoder state (1, B, H) x2: both directions side by side."""
+    h_state, c_state = state
+    new_h_state = torch.cat([h_state[:-1], h_state[1:]], dim=2)
+    new_c_state = torch.cat([c_state[:-1], c_state[1:]], dim=2)
+    return new_h_state, new_c_state
+
+
+def length_mask(lengths, max_len):
+    """(B,) lengths -> (B, max_len) boolean mask, True on real positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class BahdanauAttention(nn.Module):
+    """e_ti = v' tanh(W_s s + W_h h_i), alpha = softmax over real source positions,
+    c = sum_i alpha_i h_i, s~ = tanh(W_out [c; s])."""
+
+    def __init__(self, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.W_s = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.W_h = nn.Linear(hidden_size, hidden_size, bias=False)
+        self.v = nn.Linear(hidden_size, 1, bias=False)
+        self.W_out = nn.Linear(2 * hidden_size, hidden_size, bias=False)
+
+    def project_keys(self, encoder_outputs):
+        """W_h h_i for every source position; computed once per batch and reused at every step."""
+        return self.W_h(encoder_outputs)
+
+    def weights(self, query, keys, src_lengths):
+        """Attention weights (B, Tq, S), exactly zero on padded source positions."""
+        scores = self.v(torch.tanh(self.W_s(query)[:, :, None] + keys[:, None])).squeeze(-1)  # (B, Tq, S)
+        mask = length_mask(src_lengths.to(scores.device), keys.size(1))  # (B, S)
+        return torch.softmax(scores.masked_fill(~mask[:, None], float("-inf")), dim=-1)
+
+    def forward(self, query, encoder_outputs, src_lengths, keys=None, return_weights=False):
+        """query (B, Tq, H) decoder states; encoder_outputs (B, S, H) -> attentional states (B, Tq, H)."""
+        assert query.dim() == 3 and encoder_outputs.dim() == 3, "query (B,Tq,H), encoder_outputs (B,S,H)"
+        if keys is None:
+            keys = self.project_keys(encoder_outputs)
+        alpha = self.weights(query, keys, src_lengths)  # (B, Tq, S)
+        context = torch.bmm(alpha, encoder_outputs)  # (B, Tq, H)
+        out = torch.tanh(self.W_out(torch.cat([context, query], dim=-1)))
+        return (out, alpha) if return_weights else out
+
+
+class Encoder(nn.Module):
+    """Embedding -> dropout -> BiLSTM (H/2 per direction, packed) -> dropout."""
+
+    def __init__(self, src_vocab_size, hidden_size, padding_idx, dropout):
+        super().__init__()
+        assert hidden_size % 2 == 0, "hidden_size must be even (H/2 per direction)"
+        self.hidden_size = hidden_size
+        self.embedding = nn.Embedding(src_vocab_size, hidden_size, padding_idx=padding_idx)
+        self.lstm = nn.LSTM(hidden_size, hidden_size // 2, bidirectional=True, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src, lengths):
+        """src (B, S), lengths (B,) -> outputs (B, S, H) (zero past each length), final state (1, B, H) x2."""
+        emb = self.dropout(self.embedding(src))
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, final = self.lstm(packed)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        return self.dropout(outputs), reshape_state(final)
+
+
+class Decoder(nn.Module):
+    """Embedding -> dropout -> LSTM -> [attention] -> dropout.
+
+    Nothing feeds the attention output back into the LSTM input, so with teacher forcing the LSTM
+    runs over the whole target in one call and attention is computed for all steps at once.
+    """
+
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.tgt_vocab_size = tgt_vocab_size
+        self.embedding = nn.Embedding(tgt_vocab_size, hidden_size, padding_idx=padding_idx)
+        self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+        self.attn = attn
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None, return_weights=False):
+        """tgt (B, T) decoder inputs (SOS y_1 ... y_{T-1}) -> outputs (B, T, H), new state [, weights (B, T, S)]."""
+        emb = self.dropout(self.embedding(tgt))
+        outputs, dec_state = self.lstm(emb, dec_state)  # (B, T, H)
+        weights = None
+        if self.attn is not None:
+            outputs, weights = self.attn(outputs, encoder_outputs, src_lengths, keys=keys, return_weights=True)
+        outputs = self.dropout(outputs)
+        return (outputs, dec_state, weights) if return_weights else (outputs, dec_state)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, encoder, decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.generator = nn.Linear(decoder.hidden_size, decoder.tgt_vocab_size)
+        self.generator.weight = self.decoder.embedding.weight  # tied
+
+    def forward(self, src, src_lengths, tgt, dec_hidden=None):
+        """Teacher forcing: tgt (B, T) are the decoder inputs; returns logits (B, T, V) and the final state."""
+        encoder_outputs, final_enc_state = self.encoder(src, src_lengths)
+        if dec_hidden is None:
+            dec_hidden = final_enc_state
+        output, dec_hidden = self.decoder(tgt, dec_hidden, encoder_outputs, src_lengths)
+        return self.generator(output), dec_hidden
+
+
+def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0):
+    encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout)
+    attn = BahdanauAttention(hidden_size) if use_attn else None
+    decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout)
+    return Seq2Seq(encoder, decoder)
