@@ -1,0 +1,227 @@
+import json
+import math
+
+import pytest
+import torch
+
+import data as p2g
+from conftest import load_script
+from models import BahdanauAttention, build_model, length_mask
+
+q3 = load_script("hw2-q3")
+
+WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
+         ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck"),
+         ("l aɪ ə n", "lion"), ("b ɛ ə", "bear")]
+
+
+def tiny_model(use_attn=True, seed=0, V_src=12, V_tgt=10, H=16):
+    torch.manual_seed(seed)
+    return build_model(V_src, V_tgt, H, dropout=0.0, use_attn=use_attn).eval()
+
+
+def random_batch(seed=0, B=5, V_src=12, V_tgt=10, S=7, T=6):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([S, 3, 5, 1, 6][:B])
+    src = torch.randint(4, V_src, (B, S), generator=g)
+    src[~length_mask(lengths, S)] = p2g.PAD
+    tgt = torch.randint(4, V_tgt, (B, T), generator=g)
+    tgt[:, 0] = p2g.SOS
+    return src, lengths, tgt
+
+
+# ---- attention and padding ---------------------------------------------------------------------
+
+def test_attention_weights_sum_to_one_and_are_zero_on_padding():
+    torch.manual_seed(0)
+    attn = BahdanauAttention(8)
+    lengths = torch.tensor([4, 2, 1])
+    enc = torch.randn(3, 4, 8)
+    out, alpha = attn(torch.randn(3, 5, 8), enc, lengths, return_weights=True)
+    assert out.shape == (3, 5, 8) and alpha.shape == (3, 5, 4)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, 5))
+    assert (alpha[~length_mask(lengths, 4)[:, None].expand_as(alpha)] == 0).all()
+
+
+def test_attention_matches_the_assignment_equations():
+    torch.manual_seed(0)
+    attn = BahdanauAttention(6)
+    s, h = torch.randn(6), torch.randn(4, 6)
+    e = torch.stack([attn.v.weight[0] @ torch.tanh(attn.W_s.weight @ s + attn.W_h.weight @ h_i) for h_i in h])
+    c = torch.softmax(e, 0) @ h
+    expected = torch.tanh(attn.W_out.weight @ torch.cat([c, s]))
+    torch.testing.assert_close(attn(s[None, None], h[None], torch.tensor([4]))[0, 0], expected)
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_outputs_do_not_depend_on_padded_positions(use_attn):
+    model = tiny_model(use_attn)
+    src, lengths, tgt = random_batch()
+    noisy = src.clone()
+    pad = ~length_mask(lengths, src.size(1))
+    noisy[pad] = torch.randint(4, 12, (int(pad.sum()),))
+    with torch.no_grad():
+        torch.testing.assert_close(model(src, lengths, tgt)[0], model(noisy, lengths, tgt)[0])
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_batch_equals_examples_one_by_one(use_attn):
+    model = tiny_model(use_attn)
+    src, lengths, tgt = random_batch()
+    with torch.no_grad():
+        enc_b, (h_b, _) = model.encoder(src, lengths)
+        logits_b, _ = model(src, lengths, tgt)
+        greedy_b = q3.decode(model, src, lengths, max_len=8)
+        for i, n in enumerate(lengths.tolist()):
+            one_src, one_len = src[i:i + 1, :n], lengths[i:i + 1]
+            enc_1, (h_1, _) = model.encoder(one_src, one_len)
+            torch.testing.assert_close(enc_b[i:i + 1, :n], enc_1)
+            torch.testing.assert_close(h_b[:, i:i + 1], h_1)
+            torch.testing.assert_close(logits_b[i:i + 1], model(one_src, one_len, tgt[i:i + 1])[0])
+            one = q3.decode(model, one_src, one_len, max_len=8)[0]
+            assert greedy_b[i, : len(one)].tolist() == one.tolist()
+            assert (greedy_b[i, len(one):] == p2g.PAD).all()
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn):
+    model = tiny_model(use_attn)
+    src, lengths, tgt = random_batch()
+    with torch.no_grad():
+        bulk, _ = model(src, lengths, tgt)
+        enc, state = model.encoder(src, lengths)
+        steps = []
+        for t in range(tgt.size(1)):
+            out, state = model.decoder(tgt[:, t:t + 1], state, enc, lengths)
+            steps.append(model.generator(out))
+    torch.testing.assert_close(bulk, torch.cat(steps, 1), atol=1e-5, rtol=1e-5)
+
+
+# ---- next-token rules --------------------------------------------------------------------------
+
+PROBS = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15])  # ranking: 1, 3, 4, 2, 0
+
+
+@pytest.mark.parametrize("p, support", [
+    (0.1, {1}), (0.4, {1}), (0.41, {1, 3}), (0.7, {1, 3}), (0.71, {1, 3, 4}), (0.85, {1, 3, 4}),
+    (0.9, {1, 3, 4, 2}), (0.95, {1, 3, 4, 2}), (0.96, {0, 1, 2, 3, 4}), (1.0, {0, 1, 2, 3, 4}),
+])
+def test_nucleus_support_is_the_smallest_top_set_reaching_p(p, support):
+    mask = q3.nucleus_support(PROBS.double()[None], p)[0]
+    assert set(mask.nonzero().flatten().tolist()) == support
+
+
+def test_nucleus_sampling_follows_the_renormalised_distribution():
+    gen = torch.Generator().manual_seed(0)
+    n = 40_000
+    logits = PROBS.log()[None].expand(n, -1)
+    counts = torch.bincount(q3.nucleus_sample(logits, 0.8, gen), minlength=5).double() / n
+    expected = torch.tensor([0.0, 0.4, 0.0, 0.3, 0.15], dtype=torch.double) / 0.85
+    torch.testing.assert_close(counts, expected, atol=0.01, rtol=0)
+    full = torch.bincount(q3.nucleus_sample(logits, 1.0, gen), minlength=5).double() / n
+    torch.testing.assert_close(full, PROBS.double(), atol=0.01, rtol=0)
+
+
+def test_skeleton_contracts_take_1d_logits():
+    logits = torch.tensor([0.1, 2.0, -1.0])
+    assert q3.greedy_next_token(logits).tolist() == [1]
+    out = q3.nucleus_sampling(logits, p=0.5)
+    assert out.shape == (1,) and out.dtype == torch.long and out.item() == 1
+
+
+@pytest.mark.parametrize("bad", ["0", "-0.2", "1.5"])
+def test_topp_outside_unit_interval_is_an_argparse_error(bad):
+    with pytest.raises(SystemExit):
+        q3.parse_args(["test", "--topp", bad])
+
+
+# ---- metrics -----------------------------------------------------------------------------------
+
+def test_cer_wer_and_wer_at_k_by_hand():
+    golds = ["cat", "dog", "house"]
+    preds = ["cat", "dig", "hose"]  # distances 0, 1, 1 over 3 + 3 + 5 characters
+    cer, wer = q3.cer_wer(preds, golds)
+    assert cer == pytest.approx(2 / 11) and wer == pytest.approx(2 / 3)
+    samples = [["cat", "dig", "hose"], ["kat", "dog", "howse"], ["cat", "dug", "hous"]]
+    assert q3.wer_at_k(samples, golds) == pytest.approx(1 / 3)
+
+
+# ---- data --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, message", [
+    ("k æ t cat\n", "found 0 tabs"), ("k æ t\tcat\textra\n", "found 2 tabs"),
+    ("\tcat\n", "empty phonemes"), ("k æ t\t \n", "empty spelling"),
+])
+def test_malformed_tsv_line_names_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text("d ɔ ɡ\tdog\n" + line, encoding="utf-8")
+    with pytest.raises(p2g.DataError, match=rf"bad.tsv:2: .*{message}"):
+        p2g.read_tsv_corpus(str(path))
+
+
+def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "empty.tsv").write_text("")
+    with pytest.raises(p2g.DataError, match="empty file"):
+        p2g.read_tsv_corpus(str(tmp_path / "empty.tsv"))
+
+
+def test_vocabulary_specials_and_unknown_symbols():
+    v = p2g.Vocabulary.build(["cab"])
+    assert v.itos[:4] == ["<pad>", "<s>", "</s>", "<unk>"]
+    assert v.encode("cz") == [v.stoi["c"], p2g.UNK]
+    assert v.decode([v.stoi["a"], p2g.EOS, v.stoi["b"]]) == ["a"]
+
+
+# ---- end to end --------------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS), encoding="utf-8")
+    return folder
+
+
+def test_tiny_model_overfits_and_checkpoint_round_trips(tiny_corpus, tmp_path, capsys):
+    ckpt, out = tmp_path / "tiny.pt", tmp_path / "results"
+    common = ["--data_dir", str(tiny_corpus), "--out_dir", str(out), "--checkpoint_name", str(ckpt), "--quiet"]
+    q3.main(["train", "--use_attn", "--hidden_size", "32", "--dropout", "0", "--lr", "0.02",
+             "--n_epochs", "60", "--batch_size", "4"] + common)
+    history = json.loads((out / "tiny-train.json").read_text())
+    assert history["best_val_cer"] == 0.0
+    assert (out / "tiny-err_rate.pdf").exists()
+    ckpt_data = torch.load(ckpt, weights_only=True)
+    assert ckpt_data["config"]["use_attn"] is True
+    result = q3.main(["test"] + common)  # no --use_attn: the checkpoint knows
+    assert result["cer"] == 0.0 and result["wer"] == 0.0
+    assert "Test CER: 0.0000, Test WER: 0.0000" in capsys.readouterr().out
+    sampled = q3.main(["test", "--topp", "0.8"] + common)
+    exs = sampled["examples"]
+    assert all(len(ex["samples"]) == 3 for ex in exs)
+    per_sample_wer = [sum(ex["samples"][j] != ex["gold"] for ex in exs) / len(exs) for j in range(3)]
+    none_right = sum(all(s != ex["gold"] for s in ex["samples"]) for ex in exs) / len(exs)
+    assert sampled["wer_at_k"] == pytest.approx(none_right) and none_right <= min(per_sample_wer)
+
+
+def test_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        q3.main(["test", "--checkpoint_name", str(tmp_path / "nope.pt"), "--out_dir", str(tmp_path)])
+    assert e.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert "nope.pt" in err and len(err.splitlines()) == 1
+
+
+def test_foreign_checkpoint_is_rejected(tmp_path, capsys):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(SystemExit):
+        q3.main(["test", "--checkpoint_name", str(path), "--out_dir", str(tmp_path)])
+    assert "not a hw2-q3.py checkpoint" in capsys.readouterr().err
+
+
+def test_missing_data_dir_names_the_path(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        q3.main(["train", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_name", str(tmp_path / "m.pt"),
+                 "--out_dir", str(tmp_path)])
+    assert "nowhere/train.tsv: file not found" in capsys.readouterr().err
