@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import utils
+from conftest import course_file, load_script
+
+q2 = load_script("hw2-q2")
+
+
+def test_parameter_counts_match_the_assignment_networks():
+    assert q2.get_number_trainable_params(q2.CNN(0.1, batch_norm=False)) == 5_340_742
+    assert q2.get_number_trainable_params(q2.CNN(0.1, batch_norm=True)) == 755_718
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_output_is_log_probabilities(batch_norm):
+    model = q2.CNN(0.1, batch_norm=batch_norm).eval()
+    out = model(torch.rand(5, 3, 48, 48))
+    assert out.shape == (5, 6)
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(5))
+
+
+def test_switches_change_the_structure():
+    vanilla = q2.CNN(0.1, batch_norm=False)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in vanilla.modules())
+    assert isinstance(vanilla.pool, nn.Identity) and vanilla.fc1.in_features == 128 * 6 * 6
+    bn = q2.CNN(0.1, batch_norm=True)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 3
+    assert isinstance(bn.bn1, nn.BatchNorm1d) and isinstance(bn.pool, nn.AdaptiveAvgPool2d)
+    assert bn.fc1.in_features == 128
+    no_pool = q2.CNN(0.1, maxpool=False, batch_norm=False, image_size=16)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in no_pool.modules())
+    assert no_pool.fc1.in_features == 128 * 16 * 16
+    assert no_pool(torch.rand(2, 3, 16, 16)).shape == (2, 6)
+    block = q2.ConvBlock(3, 8, 3, maxpool=True, batch_norm=False, dropout=0.1)
+    assert block(torch.rand(1, 3, 10, 10)).shape == (1, 8, 5, 5)
+    assert block.conv.padding == (1, 1) and block.conv.stride == (1, 1)
+
+
+# ---- the loader --------------------------------------------------------------------------------
+
+def synthetic_arrays(n=(24, 12, 12), seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for key, size in zip(("train", "val", "test"), n):
+        arrays[f"{key}_images"] = rng.integers(0, 256, (size, 48, 48, 3), dtype=np.uint8)
+        arrays[f"{key}_labels"] = (np.arange(size) % 6).reshape(-1, 1).astype(np.int64)
+    return arrays
+
+
+def write_npz(path, arrays):
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_three_layouts_give_identical_tensors(tmp_path):
+    nhwc = synthetic_arrays()
+    nchw = {k: v.transpose(0, 3, 1, 2) if k.endswith("images") else v for k, v in nhwc.items()}
+    flat = {k: v.reshape(len(v), -1) if k.endswith("images") else v for k, v in nchw.items()}
+    loaded = [utils.load_dataset(write_npz(tmp_path / f"{name}.npz", a), verbose=False)
+              for name, a in (("nhwc", nhwc), ("nchw", nchw), ("flat", flat))]
+    for split in ("train", "dev", "test"):
+        X, y = loaded[0][split]
+        assert X.shape[1:] == (3, 48, 48) and X.dtype == torch.float32 and 0 <= X.min() and X.max() <= 1
+        assert y.dtype == torch.long and y.dim() == 1
+        for other in loaded[1:]:
+            torch.testing.assert_close(other[split][0], X)
+            assert torch.equal(other[split][1], y)
+
+
+def one_line_error(capsys, fn):
+    with pytest.raises(SystemExit) as e:
+        fn()
+    assert e.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    return err
+
+
+def test_loader_errors_name_the_file_key_and_shape(tmp_path, capsys):
+    err = one_line_error(capsys, lambda: utils.load_dataset(str(tmp_path / "absent.npz")))
+    assert "absent.npz" in err and "data/intel_landscapes.v2.npz" in err
+    arrays = synthetic_arrays()
+    del arrays["val_labels"]
+    err = one_line_error(capsys, lambda: utils.load_dataset(write_npz(tmp_path / "nokey.npz", arrays)))
+    assert "nokey.npz" in err and "'val_labels'" in err
+    arrays = synthetic_arrays()
+    arrays["test_images"] = arrays["test_images"][:, :32]
+    err = one_line_error(capsys, lambda: utils.load_dataset(write_npz(tmp_path / "shape.npz", arrays)))
+    assert "shape.npz" in err and "'test_images'" in err and "(12, 32, 48, 3)" in err and "(N,48,48,3)" in err
+
+
+# ---- end to end --------------------------------------------------------------------------------
+
+def test_tiny_run_writes_json_and_figures(tmp_path):
+    path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
+    q2.main(["-epochs", "2", "-batch_size", "8", "-data_path", path, "-out_dir", str(tmp_path), "-quiet",
+             "-no_batch_norm"])
+    result = json.loads((tmp_path / "cnn-vanilla-lr0.01.json").read_text())
+    assert result["status"] == "completed" and result["config"]["batch_norm"] is False
+    assert result["history"]["epoch"] == [1, 2] and len(result["history"]["val_acc"]) == 2
+    assert result["n_params"] == 5_340_742 and 0 <= result["best_val_test_acc"] <= 1
+    for fig in ("train_loss", "val_acc", "confusion", "activations"):
+        assert (tmp_path / f"cnn-vanilla-lr0.01-{fig}.pdf").exists()
+        assert (tmp_path / f"cnn-vanilla-lr0.01-{fig}.png").exists()
+
+
+def test_sweep_picks_the_best_learning_rate_and_draws_figures(tmp_path):
+    path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
+    q2.main(["-epochs", "1", "-data_path", path, "-out_dir", str(tmp_path), "-quiet", "-sweep", "0.01", "0.001"])
+    summary = json.loads((tmp_path / "sweep-bn.json").read_text())
+    best = max(summary["table"], key=lambda r: r["best_val_acc"])
+    assert summary["best_learning_rate"] == best["learning_rate"]
+    assert (tmp_path / "sweep-bn-train_loss.pdf").exists() and (tmp_path / "sweep-bn-val_acc.png").exists()
+
+
+def test_nan_loss_stops_the_run_and_still_writes_its_json(tmp_path, capsys):
+    arrays = synthetic_arrays()
+    images = arrays["train_images"].astype(np.float32) / 255
+    images[0, 0, 0, 0] = np.nan
+    arrays["train_images"] = images
+    path = write_npz(tmp_path / "nan.npz", arrays)
+    q2.main(["-epochs", "3", "-data_path", path, "-out_dir", str(tmp_path), "-quiet", "-no_batch_norm"])
+    result = json.loads((tmp_path / "cnn-vanilla-lr0.01.json").read_text())
+    assert result["status"] == "diverged" and result["history"]["epoch"] == []
+    assert "epoch 1: training loss is nan" in capsys.readouterr().out
+
+
+def test_course_data_loads_with_the_documented_sizes():
+    data = utils.load_dataset(course_file("intel_landscapes.v2.npz"), verbose=False)
+    assert [len(data[s][1]) for s in ("train", "dev", "test")] == [12_630, 1_404, 3_000]
+    assert data["train"][0].shape[1:] == (3, 48, 48)
