@@ -13,6 +13,17 @@ INTEL_CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
 INTEL_SPLITS = {"train": "train", "dev": "val", "test": "test"}  # our name -> npz key prefix
 
 
+def load_script(name):
+    """Import a script whose file name has a dash (hw2-q2, hw2-q3) as a module."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def configure_seed(seed):
     """One seed sets python, numpy and torch (CPU and CUDA)."""
     os.environ["PYTHONHASHSEED"] = str(seed)

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import sys
 
@@ -7,13 +6,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-
-def load_script(name):
-    """Import a script whose file name has a dash (hw2-q2.py, hw2-q3.py) as a module."""
-    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), os.path.join(ROOT, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from utils import load_script  # noqa: E402,F401  (the tests import it from here)
 
 
 def course_file(name):

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Q2 speed: training images/second of hw2-q2.py's in-memory loop against a plain DataLoader over a
+TensorDataset, and of the variants tried (channels_last), side by side in one run, same model, batch 8.
+    python bench/bench_q2.py [--images 2400] [--device cpu]
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
+
+q2 = utils.load_script("hw2-q2")
+
+
+def dataloader_epoch(model, X, y, optimizer, batch_size, generator):
+    """The plain loop: DataLoader over a TensorDataset, one sample at a time."""
+    model.train()
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True, generator=generator)
+    for xb, yb in loader:
+        xb, yb = xb.to(X.device), yb.to(X.device)
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+
+
+def images_per_second(variant, batch_norm, X, y, batch_size, device):
+    utils.configure_seed(0)
+    model = q2.CNN(0.1, batch_norm=batch_norm).to(device)
+    Xv = X
+    if variant == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        Xv = X.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+    run = {
+        "dataloader": lambda: dataloader_epoch(model, Xv, y, optimizer, batch_size, gen),
+    }.get(variant, lambda: q2.train_epoch(model, Xv, y, optimizer, batch_size, gen, progress=False))
+    run()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(y) / (time.perf_counter() - t0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--images", type=int, default=2400, help="training images per timed epoch")
+    p.add_argument("--batch_size", type=int, default=8, help="batch size (the assignment's is 8)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--out", default="results/bench/bench_q2.json", help="where the measurements go")
+    args = p.parse_args()
+    device = utils.get_device(args.device)
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(args.images, 3, 48, 48, generator=g).to(device)  # the pixel values do not change the cost
+    y = torch.randint(0, 6, (args.images,), generator=g).to(device)
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"{args.images} images per epoch, batch {args.batch_size}")
+    table = {}
+    for batch_norm in (False, True):
+        net = "bn" if batch_norm else "vanilla"
+        for variant in ("dataloader", "ours", "channels_last"):
+            ips = images_per_second(variant, batch_norm, X, y, args.batch_size, device)
+            table[f"{net}/{variant}"] = ips
+            print(f"{net:<8} {variant:<14} {ips:8.0f} images/s  (x{ips / table[f'{net}/dataloader']:.2f})")
+    epoch_min = {net: 12630 / table[f"{net}/ours"] * 40 / 60 for net in ("vanilla", "bn")}
+    print("a 40-epoch run (12,630 images per epoch) at these speeds: "
+          + ", ".join(f"{k} {v:.0f} min" for k, v in epoch_min.items()))
+    utils.save_json({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                     "batch_size": args.batch_size, "images_per_second": table,
+                     "forty_epoch_minutes": epoch_min}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Q3 speed: one epoch (train + validation decode) of hw2-q3.py against a per-step-loop reference of
+the same model, side by side in one run; then decode time per 1,000 words for greedy and beam sizes.
+
+The reference is what the common homework code does: teacher forcing calls the decoder one target
+step at a time (re-projecting the encoder keys at every step), and validation decodes word by word.
+    python bench/bench_q3.py [--data_dir data] [--repeats 2]
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data as p2g  # noqa: E402
+import utils  # noqa: E402
+from models import build_model  # noqa: E402
+
+q3 = utils.load_script("hw2-q3")
+
+
+def reference_train_epoch(model, dataset, optimizer, criterion, batch_size, generator):
+    """Teacher forcing one step at a time."""
+    model.train()
+    for idx in dataset.batches(batch_size, generator=generator):
+        src, src_lengths, tgt, _ = dataset.batch(idx)
+        enc, state = model.encoder(src, src_lengths)
+        steps = []
+        for t in range(tgt.size(1) - 1):
+            out, state = model.decoder(tgt[:, t:t + 1], state, enc, src_lengths)
+            steps.append(model.generator(out))
+        logits = torch.cat(steps, dim=1)
+        loss = criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+@torch.no_grad()
+def reference_decode_dataset(model, dataset, tgt_vocab, max_len):
+    """Greedy decoding one word at a time."""
+    model.eval()
+    preds = []
+    for i in range(len(dataset)):
+        src, tgt = dataset[i]
+        enc, state = model.encoder(src[None], torch.tensor([len(src)]))
+        token, out = torch.tensor([[p2g.SOS]]), []
+        for _ in range(max_len):
+            hidden, state = model.decoder(token, state, enc, torch.tensor([len(src)]))
+            token = model.generator(hidden[:, -1]).argmax(-1, keepdim=True)
+            if token.item() == p2g.EOS:
+                break
+            out.append(token.item())
+        preds.append("".join(tgt_vocab.decode(out)))
+    return preds
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data_dir", default="data", help="folder with the P2G TSV files")
+    p.add_argument("--repeats", type=int, default=2, help="epochs timed per implementation (best kept)")
+    p.add_argument("--use_attn", type=int, default=1, help="1: the attention model, 0: without attention")
+    p.add_argument("--beam_sizes", type=int, nargs="*", default=[1, 3, 5, 10], help="beam sizes to time")
+    p.add_argument("--out", default="results/bench/bench_q3.json", help="where the timings go")
+    args = p.parse_args()
+    corpus, source = p2g.load_corpus(args.data_dir, True)
+    src_vocab = p2g.Vocabulary.build(ph for ph, _ in corpus["train"])
+    tgt_vocab = p2g.Vocabulary.build(w for _, w in corpus["train"])
+    train_set = p2g.Seq2SeqDataset(corpus["train"], src_vocab, tgt_vocab)
+    valid_set = p2g.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
+    opts = argparse.Namespace(eval_batch_size=500, max_len=50)
+    criterion = nn.CrossEntropyLoss(ignore_index=p2g.PAD)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention {bool(args.use_attn)}")
+
+    rows = {}
+    for name in ("ours", "reference"):
+        utils.configure_seed(0)
+        model = build_model(len(src_vocab), len(tgt_vocab), 128, 0.3, bool(args.use_attn))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+        best = {"train": float("inf"), "decode": float("inf")}
+        for r in range(args.repeats):
+            gen = torch.Generator().manual_seed(r)
+            if name == "ours":
+                t_train, _ = timed(lambda: q3.train_epoch(model, train_set, optimizer, criterion, 64, gen, "cpu"))
+                t_dec, _ = timed(lambda: q3.decode_dataset(model, valid_set, tgt_vocab, opts, "cpu"))
+            else:
+                t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer, criterion, 64, gen))
+                t_dec, _ = timed(lambda: reference_decode_dataset(model, valid_set, tgt_vocab, 50))
+            best = {"train": min(best["train"], t_train), "decode": min(best["decode"], t_dec)}
+        best["epoch"] = best["train"] + best["decode"]
+        rows[name] = best
+        print(f"{name:<10} train {best['train']:6.2f} s | validation decode (1,000 words) {best['decode']:6.2f} s "
+              f"| epoch {best['epoch']:6.2f} s")
+    ratio = {k: rows["reference"][k] / rows["ours"][k] for k in ("train", "decode", "epoch")}
+    print(f"speed-up: train x{ratio['train']:.2f}, decode x{ratio['decode']:.2f}, epoch x{ratio['epoch']:.2f}")
+
+    beams = {}
+    if hasattr(q3, "beam_search_dataset") and args.beam_sizes:
+        model.eval()
+        for k in args.beam_sizes:
+            t, _ = timed(lambda: q3.beam_search_dataset(model, valid_set, tgt_vocab, opts, "cpu", beam_size=k))
+            beams[str(k)] = t / len(valid_set) * 1000
+            print(f"beam {k:>2}: {beams[str(k)]:.2f} s per 1,000 words")
+    utils.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
+                     "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
+                     "data": source}, args.out)
+
+
+if __name__ == "__main__":
+    main()
