@@ -94,6 +94,75 @@ def decode_dataset(model, dataset, tgt_vocab, args, device, next_token=greedy_ne
     return preds
 
 
+@torch.no_grad()
+def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0):
+    """Beam search for a whole batch, beams laid out as a (B*K) batch.
+
+    Returns, per example, its finished hypotheses sorted best first as (tokens, log_prob, score),
+    score = log_prob / len**length_penalty (len counts EOS). At each step the 2K best candidates
+    are ranked; EOS candidates among the first K are finished, the first K others go on. An
+    example is done when it has K finished hypotheses; at max_len the live beams are finished as
+    they are. K = 1 is exactly greedy decoding.
+    """
+    model.eval()
+    B, K = src.size(0), beam_size
+    encoder_outputs, (h, c) = model.encoder(src, src_lengths)
+    attn = model.decoder.attn
+    keys = attn.project_keys(encoder_outputs) if attn is not None else None
+    rep = lambda t: t.repeat_interleave(K, dim=0)  # (B, ...) -> (B*K, ...)
+    encoder_outputs, src_lengths = rep(encoder_outputs), rep(src_lengths)
+    keys = rep(keys) if keys is not None else None
+    state = (h.repeat_interleave(K, dim=1), c.repeat_interleave(K, dim=1))  # (1, B*K, H)
+    token = torch.full((B * K, 1), p2g.SOS, dtype=torch.long, device=src.device)
+    scores = torch.full((B, K), float("-inf"), device=src.device)
+    scores[:, 0] = 0.0  # one live beam at the start
+    seqs = torch.zeros((B * K, 0), dtype=torch.long, device=src.device)
+    finished = [[] for _ in range(B)]
+    done = torch.zeros(B, dtype=torch.bool)
+    offsets = (torch.arange(B, device=src.device) * K)[:, None]  # (B, 1)
+    norm = lambda lp, n: lp / n ** length_penalty
+    for t in range(max_len):
+        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)
+        logp = torch.log_softmax(model.generator(hidden[:, -1]).float(), dim=-1)  # (B*K, V)
+        V = logp.size(-1)
+        cand, flat = (scores.view(-1, 1) + logp).view(B, K * V).topk(2 * K, dim=-1)  # (B, 2K)
+        origin, tok = flat // V, flat % V
+        is_eos = tok == p2g.EOS
+        for b, j in (is_eos[:, :K] & torch.isfinite(cand[:, :K])).nonzero().tolist():
+            if not done[b]:
+                seq = seqs[offsets[b, 0] + origin[b, j]].tolist() + [p2g.EOS]
+                finished[b].append((seq, cand[b, j].item(), norm(cand[b, j].item(), t + 1)))
+        done |= torch.tensor([len(f) >= K for f in finished])
+        if done.all():
+            break
+        live, pick = cand.masked_fill(is_eos, float("-inf")).topk(K, dim=-1)  # the K best non-EOS
+        scores = live.masked_fill(done[:, None].to(live.device), float("-inf"))
+        rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) beam each new beam extends
+        token = tok.gather(1, pick).view(-1, 1)
+        seqs = torch.cat([seqs[rows], token], dim=1)
+        state = (state[0][:, rows], state[1][:, rows])
+    else:  # max_len reached: the live beams of unfinished examples end here
+        for b in (~done).nonzero().flatten().tolist():
+            for j in range(K):
+                if torch.isfinite(scores[b, j]):
+                    lp = scores[b, j].item()
+                    finished[b].append((seqs[b * K + j].tolist(), lp, norm(lp, max_len)))
+    return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]
+
+
+def beam_search_dataset(model, dataset, tgt_vocab, args, device, beam_size, length_penalty=1.0):
+    """Per example, its distinct spellings best first (from beam search), in dataset order."""
+    hyps = [None] * len(dataset)
+    batch_size = max(1, args.eval_batch_size // beam_size)
+    for idx in dataset.batches(batch_size, by_length=True):
+        src, src_lengths, _, _ = dataset.batch(idx)
+        found = beam_search(model, src.to(device), src_lengths.to(device), args.max_len, beam_size, length_penalty)
+        for i, f in zip(idx.tolist(), found):
+            spellings = ["".join(tgt_vocab.decode(seq)) for seq, _, _ in f]
+            hyps[i] = list(dict.fromkeys(spellings))  # distinct, order kept
+    return hyps
+
+
 def cer_wer(preds, golds):
     """CER = total Levenshtein distance / total gold length; WER = fraction of words not exactly right."""
     dist = sum(Levenshtein.distance(p, g) for p, g in zip(preds, golds))
@@ -206,6 +275,13 @@ def test(args, device):
     print(f"checkpoint {args.checkpoint_name}: attention {cfg['use_attn']}, epoch {ckpt['epoch']}, "
           f"val CER {ckpt['val_cer']:.4f}")
 
+    if args.plot_attn:
+        plot_attention(model, test_set, src_vocab, tgt_vocab, args, device)
+    base = {"checkpoint": args.checkpoint_name, "config": cfg, "best_epoch": ckpt["epoch"], "topp": args.topp,
+            "k": args.k, "seed": args.seed, "max_len": args.max_len}
+    if args.beam_size:
+        return [test_beam(model, test_set, tgt_vocab, args, device, n, phonemes, golds, base) for n in args.beam_size]
+
     gen = torch.Generator(device=device).manual_seed(args.seed)
     if args.topp is None:
         next_token, decoding = greedy_next_tokens, "greedy"
@@ -216,9 +292,7 @@ def test(args, device):
     decode_seconds = time.time() - t0
     cer, wer = cer_wer(preds, golds)
     print(f"Test CER: {cer:.4f}, Test WER: {wer:.4f}")
-    result = {"checkpoint": args.checkpoint_name, "config": cfg, "best_epoch": ckpt["epoch"],
-              "decoding": decoding, "topp": args.topp, "k": args.k, "seed": args.seed, "max_len": args.max_len,
-              "cer": cer, "wer": wer, "decode_seconds": round(decode_seconds, 3)}
+    result = dict(base, decoding=decoding, cer=cer, wer=wer, decode_seconds=round(decode_seconds, 3))
     examples = [{"phonemes": ph, "gold": g, "pred": p} for ph, g, p in zip(phonemes, golds, preds)]
     if args.topp is not None:
         samples = [decode_dataset(model, test_set, tgt_vocab, args, device, next_token) for _ in range(args.k)]
@@ -231,11 +305,135 @@ def test(args, device):
         print(f"{len(varied)} of {len(golds)} words got differing samples; the first 10:")
         for i in varied[:10]:
             print(f"  /{phonemes[i]}/  samples: {', '.join(s[i] for s in samples)}  | gold: {golds[i]}")
+    return write_test_result(result, examples, args)
+
+
+def test_beam(model, test_set, tgt_vocab, args, device, beam_size, phonemes, golds, base):
+    """Beam search of one size: CER/WER of the best hypothesis, WER@k over the k best distinct ones."""
+    t0 = time.time()
+    hyps = beam_search_dataset(model, test_set, tgt_vocab, args, device, beam_size, args.length_penalty)
+    decode_seconds = time.time() - t0
+    preds = [h[0] for h in hyps]
+    cer, wer = cer_wer(preds, golds)
+    topk = [[h[j] if j < len(h) else "" for h in hyps] for j in range(args.k)]
+    result = dict(base, decoding=f"beam{beam_size}", beam_size=beam_size, length_penalty=args.length_penalty,
+                  cer=cer, wer=wer, wer_at_k=wer_at_k(topk, golds), decode_seconds=round(decode_seconds, 3))
+    print(f"beam {beam_size}: Test CER: {cer:.4f}, Test WER: {wer:.4f}, Test WER@{args.k}: {result['wer_at_k']:.4f} "
+          f"({decode_seconds:.1f} s)")
+    examples = [{"phonemes": ph, "gold": g, "pred": h[0], "nbest": h[:args.k]}
+                for ph, g, h in zip(phonemes, golds, hyps)]
+    return write_test_result(result, examples, args)
+
+
+def write_test_result(result, examples, args):
+    stem = os.path.join(args.out_dir, f"{checkpoint_stem(args.checkpoint_name)}-test-{result['decoding']}")
+    if result["decoding"] == "greedy":
+        result["errors"] = error_analysis(examples, stem)
     result["examples"] = examples
-    path = os.path.join(args.out_dir, f"{checkpoint_stem(args.checkpoint_name)}-test-{decoding}.json")
-    utils.save_json(result, path)
-    print(f"wrote {path}")
+    utils.save_json(result, f"{stem}.json")
+    print(f"wrote {stem}.json")
     return result
+
+
+# ---- what attention learns and what the model gets wrong ---------------------------------------
+
+VOWELS = set("aeiouy")
+
+
+def error_category(pred, gold):
+    """A coarse label for one wrong spelling, from its Levenshtein edit operations."""
+    squeeze = lambda w: "".join(ch for i, ch in enumerate(w) if i == 0 or ch != w[i - 1])
+    if pred.lower() == gold.lower():
+        return "capitalisation"
+    if squeeze(pred) == squeeze(gold):
+        return "double vs single letter"
+    ops = Levenshtein.editops(pred, gold)
+    if all(op == "insert" for op, _, _ in ops):
+        return "letters left out (e.g. silent)"
+    if all(op == "delete" for op, _, _ in ops):
+        return "letters added"
+    letters = {pred[i] for op, i, _ in ops if op != "insert"} | {gold[j] for op, _, j in ops if op != "delete"}
+    if letters <= VOWELS:
+        return "vowel spelling only"
+    return "other"
+
+
+def error_analysis(examples, stem):
+    """CER by gold length (a figure), most frequent substitutions, and error categories with examples."""
+    from collections import Counter, defaultdict
+
+    by_len = defaultdict(lambda: [0, 0, 0])  # length -> [edit distance, characters, words]
+    subs, cats, cat_examples = Counter(), Counter(), defaultdict(list)
+    for ex in examples:
+        p, g = ex["pred"], ex["gold"]
+        row = by_len[min(len(g), 14)]
+        row[0] += Levenshtein.distance(p, g)
+        row[1] += len(g)
+        row[2] += 1
+        for op, i, j in Levenshtein.editops(p, g):
+            if op == "replace":
+                subs[f"{g[j]}->{p[i]}"] += 1  # gold letter written as predicted letter
+        if p != g:
+            cat = error_category(p, g)
+            cats[cat] += 1
+            if len(cat_examples[cat]) < 3:
+                cat_examples[cat].append({"phonemes": ex["phonemes"], "gold": g, "pred": p})
+    lengths = sorted(by_len)
+    cer_by_len = {str(n): {"cer": by_len[n][0] / by_len[n][1], "words": by_len[n][2]} for n in lengths}
+    plt = utils.plt_style()
+    fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    ax.bar([str(n) if n < 14 else "14+" for n in lengths], [cer_by_len[str(n)]["cer"] for n in lengths],
+           color="tab:blue")
+    ax.set_xlabel("Length of the gold spelling (characters)")
+    ax.set_ylabel("Test CER")
+    utils.save_figure(fig, f"{stem}-cer_by_length")
+    n_wrong = sum(cats.values())
+    return {"cer_by_length": cer_by_len, "n_wrong": n_wrong,
+            "top_substitutions": [{"gold": k.split("->")[0], "pred": k.split("->")[1], "count": v}
+                                  for k, v in subs.most_common(12)],
+            "categories": [{"category": c, "count": n, "share": n / n_wrong, "examples": cat_examples[c]}
+                           for c, n in cats.most_common()]}
+
+
+@torch.no_grad()
+def plot_attention(model, dataset, src_vocab, tgt_vocab, args, device, seed=0):
+    """Attention weights (target characters x source phonemes) of the greedy output for N test words."""
+    if model.decoder.attn is None:
+        utils.die("--plot_attn: this checkpoint has no attention")
+    n = args.plot_attn
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    src, src_lengths, _, _ = (t.to(device) for t in dataset.batch(idx))
+    pred = decode(model, src, src_lengths, args.max_len)  # (n, T)
+    dec_in = torch.cat([torch.full_like(pred[:, :1], p2g.SOS), pred[:, :-1]], dim=1)
+    enc, state = model.encoder(src, src_lengths)
+    _, _, weights = model.decoder(dec_in, state, enc, src_lengths, return_weights=True)  # (n, T, S)
+    plt = utils.plt_style()
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    record = []
+    for a, ax in enumerate(axes.flat):
+        ax.grid(False)
+        if a >= n:
+            ax.axis("off")
+            continue
+        S = int(src_lengths[a])
+        out = pred[a].tolist()
+        T = out.index(p2g.EOS) + 1 if p2g.EOS in out else len(out)
+        w = weights[a, :T, :S].cpu()
+        src_sym = [src_vocab.itos[i] for i in src[a, :S].tolist()]
+        tgt_sym = [tgt_vocab.itos[i] if i != p2g.EOS else "</s>" for i in out[:T]]
+        ax.imshow(w.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(S), src_sym, fontsize=8)
+        ax.set_yticks(range(T), tgt_sym, fontsize=8)
+        ax.set_title("".join(tgt_vocab.decode(out)), fontsize=9)
+        record.append({"phonemes": src_sym, "pred": tgt_sym, "weights": [[round(v, 4) for v in r] for r in w.tolist()],
+                       "row_sums": [round(v, 6) for v in w.sum(1).tolist()]})
+    fig.tight_layout()
+    stem = os.path.join(args.out_dir, f"{checkpoint_stem(args.checkpoint_name)}-attention")
+    utils.save_figure(fig, stem)
+    utils.save_json({"checkpoint": args.checkpoint_name, "words": record}, f"{stem}.json")
+    print(f"wrote {stem}.pdf/.png")
 
 
 # ---- command line ------------------------------------------------------------------------------
@@ -279,7 +477,13 @@ def parse_args(argv=None):
                    help="checkpoint file (default model.pt, or model-attn.pt with --use_attn)")
     p.add_argument("--topp", type=topp_value, default=None,
                    help="test: nucleus sampling with this p in (0, 1] (default: greedy decoding)")
-    p.add_argument("--k", type=positive_int, default=3, help="test with --topp: samples per word for WER@k")
+    p.add_argument("--k", type=positive_int, default=3, help="test: samples (--topp) or best hypotheses (--beam_size) per word for WER@k")
+    p.add_argument("--beam_size", type=positive_int, nargs="+", default=None,
+                   help="test: beam search with these beam sizes (e.g. 1 3 5 10) instead of greedy decoding")
+    p.add_argument("--length_penalty", type=float, default=1.0,
+                   help="beam search: score = log-probability / length**length_penalty")
+    p.add_argument("--plot_attn", type=int, default=0, metavar="N",
+                   help="test: draw the attention weights of N test words (attention checkpoints)")
     p.add_argument("--max_len", type=positive_int, default=50, help="longest spelling decoded")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available)")
     p.add_argument("--num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -288,6 +492,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0.0 <= args.dropout < 1.0:
         p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.topp is not None and args.beam_size:
+        p.error("--topp and --beam_size are two decodings: choose one")
     if args.checkpoint_name is None:
         args.checkpoint_name = "model-attn.pt" if args.use_attn else "model.pt"
     args.data_dir_given = args.data_dir is not None
