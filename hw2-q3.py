@@ -129,7 +129,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
         origin, tok = flat // V, flat % V
         is_eos = tok == p2g.EOS
         for b, j in (is_eos[:, :K] & torch.isfinite(cand[:, :K])).nonzero().tolist():
-            if not done[b]:
+            if not done[b] and len(finished[b]) < K:
                 seq = seqs[offsets[b, 0] + origin[b, j]].tolist() + [p2g.EOS]
                 finished[b].append((seq, cand[b, j].item(), norm(cand[b, j].item(), t + 1)))
         done |= torch.tensor([len(f) >= K for f in finished])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every run behind the report, in order, on CPU or CUDA (the scripts pick cuda when available).
 # Resumable: a run whose result JSON exists is skipped unless FORCE=1. Usage:
-#   ./reproduce.sh [all|q1|q2|q3|report]      (default: all)
+#   ./reproduce.sh [all|q1|q2|q3|bench|report]      (default: all)
 # Logs go to results/<q>/<run>.log; each part says how long it took.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -56,6 +56,8 @@ q3() {
     python hw2-q3.py test --checkpoint_name attn.pt
   step results/q3/attn-test-topp0.8.json results/q3/attn-test-topp0.8.log \
     python hw2-q3.py test --checkpoint_name attn.pt --topp 0.8
+  step results/q3/attn-test-beam10.json results/q3/attn-test-beam.log \
+    python hw2-q3.py test --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6
   for seed in 43 44; do
     step "results/q3/attn-seed$seed-train.json" "results/q3/attn-seed$seed-train.log" \
       python hw2-q3.py train --use_attn --seed "$seed" --checkpoint_name "attn-seed$seed.pt" --quiet
@@ -64,12 +66,17 @@ q3() {
   done
 }
 
+bench() {
+  step results/bench/bench_q3.json results/bench/bench_q3.log python bench/bench_q3.py
+  step results/bench/bench_q2.json results/bench/bench_q2.log python bench/bench_q2.py
+}
+
 report() {
   python report/build.py
 }
 
 case "$part" in
-  all) timed Q1 q1; timed Q2 q2; timed Q3 q3; timed report report ;;
-  q1|q2|q3|report) timed "$part" "$part" ;;
-  *) echo "usage: $0 [all|q1|q2|q3|report]" >&2; exit 2 ;;
+  all) timed Q1 q1; timed Q2 q2; timed Q3 q3; timed bench bench; timed report report ;;
+  q1|q2|q3|bench|report) timed "$part" "$part" ;;
+  *) echo "usage: $0 [all|q1|q2|q3|bench|report]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,5 @@
+import argparse
 import json
-import math
 
 import pytest
 import torch
@@ -225,3 +225,68 @@ def test_missing_data_dir_names_the_path(tmp_path, capsys):
         q3.main(["train", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_name", str(tmp_path / "m.pt"),
                  "--out_dir", str(tmp_path)])
     assert "nowhere/train.tsv: file not found" in capsys.readouterr().err
+
+
+# ---- beam search -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained_tiny(tmp_path_factory):
+    """A small attention model trained for a few epochs on WORDS: confident but not perfect."""
+    folder = tmp_path_factory.mktemp("beam")
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS), encoding="utf-8")
+    ckpt = folder / "beam.pt"
+    q3.main(["train", "--use_attn", "--hidden_size", "32", "--dropout", "0", "--lr", "0.01", "--n_epochs", "8",
+             "--batch_size", "4", "--data_dir", str(folder), "--out_dir", str(folder), "--checkpoint_name", str(ckpt),
+             "--quiet"])
+    model, src_vocab, tgt_vocab, _ = q3.load_checkpoint(str(ckpt), torch.device("cpu"))
+    dataset = p2g.Seq2SeqDataset([(p.split(), w) for p, w in WORDS], src_vocab, tgt_vocab)
+    return model, dataset
+
+
+def test_beam_size_one_is_greedy(trained_tiny):
+    model, dataset = trained_tiny
+    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    greedy = q3.decode(model, src, lengths, max_len=12)
+    beams = q3.beam_search(model, src, lengths, max_len=12, beam_size=1)
+    for row, found in zip(greedy.tolist(), beams):
+        expected = row[: row.index(p2g.EOS) + 1] if p2g.EOS in row else row
+        assert found[0][0] == expected
+
+
+def test_beam_scores_are_teacher_forced_log_probabilities(trained_tiny):
+    model, dataset = trained_tiny
+    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    beams = q3.beam_search(model, src, lengths, max_len=12, beam_size=3)
+    for i, found in enumerate(beams):
+        assert len(found) == 3
+        for seq, log_prob, score in found:
+            tgt = torch.tensor([[p2g.SOS] + seq])
+            with torch.no_grad():
+                logits, _ = model(src[i:i + 1, : lengths[i]], lengths[i:i + 1], tgt[:, :-1])
+            expected = torch.log_softmax(logits, -1)[0].gather(1, tgt[0, 1:, None]).sum().item()
+            assert log_prob == pytest.approx(expected, abs=1e-4)
+            assert score == pytest.approx(log_prob / len(seq))
+
+
+def test_batched_beam_equals_single_example_beam(trained_tiny):
+    model, dataset = trained_tiny
+    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    batched = q3.beam_search(model, src, lengths, max_len=12, beam_size=4)
+    for i in range(len(dataset)):
+        one = q3.beam_search(model, src[i:i + 1, : lengths[i]], lengths[i:i + 1], max_len=12, beam_size=4)[0]
+        assert [h[0] for h in one] == [h[0] for h in batched[i]]
+        assert [h[1] for h in one] == pytest.approx([h[1] for h in batched[i]], abs=1e-5)
+
+
+def test_heatmap_rows_sum_to_one(trained_tiny, tmp_path):
+    model, dataset = trained_tiny
+    args = argparse.Namespace(plot_attn=4, max_len=12, out_dir=str(tmp_path), checkpoint_name="tiny.pt")
+    src_vocab = p2g.Vocabulary.build(p.split() for p, _ in WORDS)
+    tgt_vocab = p2g.Vocabulary.build(w for _, w in WORDS)
+    q3.plot_attention(model, dataset, src_vocab, tgt_vocab, args, torch.device("cpu"))
+    words = json.loads((tmp_path / "tiny-attention.json").read_text())["words"]
+    assert len(words) == 4 and (tmp_path / "tiny-attention.png").exists()
+    for w in words:
+        assert all(abs(s - 1) < 1e-4 for s in w["row_sums"])
+        assert all(len(row) == len(w["phonemes"]) for row in w["weights"])
