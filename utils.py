@@ -122,6 +122,7 @@ def plot(epochs, plottables, ylabel, stem, title=None, xlabel="Epoch"):
         ax.plot(epochs[: len(values)], values, label=label, marker="o", markersize=2.5)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if title:
         ax.set_title(title)
     if len(plottables) > 1:
