@@ -290,3 +290,12 @@ def test_heatmap_rows_sum_to_one(trained_tiny, tmp_path):
     for w in words:
         assert all(abs(s - 1) < 1e-4 for s in w["row_sums"])
         assert all(len(row) == len(w["phonemes"]) for row in w["weights"])
+
+
+def test_without_course_data_train_falls_back_to_islex_loudly(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no data/train.tsv here
+    q3.main(["train", "--n_epochs", "1", "--hidden_size", "16", "--quiet", "--eval_batch_size", "1000"])
+    err = capsys.readouterr().err
+    assert "the course P2G data are missing" in err and "ISLEX" in err
+    history = json.loads((tmp_path / "results" / "q3" / "model-train.json").read_text())
+    assert history["config"]["data"].startswith("islex") and (tmp_path / "model.pt").exists()
