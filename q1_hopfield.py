@@ -76,27 +76,27 @@ def random_problem(gen, N, D, beta):
 
 # ---- the checks: each returns (measured figure, passed) ----------------------------------------
 
-def check_gradients(gen, grad_e1=grad_E1, grad_ne2=grad_neg_E2):
-    """Max abs error of the closed-form gradients of E1 and -E2 against autograd."""
+def max_autograd_error(gen, autodiff, closed_e1, closed_ne2):
+    """Largest abs difference between autodiff (jacobian or hessian) of E1 and -E2 and the closed forms."""
     err = 0.0
     for N, D, beta in CONFIGS:
         X, q = random_problem(gen, N, D, beta)
-        auto1 = jacobian(lambda v: E1(v, X, beta), q)
-        auto2 = jacobian(lambda v: -E2(v, X, beta), q)
-        err = max(err, (auto1 - grad_e1(q, X, beta)).abs().max().item(),
-                  (auto2 - grad_ne2(q, X, beta)).abs().max().item())
+        auto1 = autodiff(lambda v: E1(v, X, beta), q)
+        auto2 = autodiff(lambda v: -E2(v, X, beta), q)
+        err = max(err, (auto1 - closed_e1(q, X, beta)).abs().max().item(),
+                  (auto2 - closed_ne2(q, X, beta)).abs().max().item())
+    return err
+
+
+def check_gradients(gen, grad_e1=grad_E1, grad_ne2=grad_neg_E2):
+    """Max abs error of the closed-form gradients of E1 and -E2 against autograd."""
+    err = max_autograd_error(gen, jacobian, grad_e1, grad_ne2)
     return err, err <= TOL["grad"]
 
 
 def check_hessians(gen, hess_e1=hess_E1, hess_ne2=hess_neg_E2):
     """Max abs error of the closed-form Hessians of E1 and -E2 against autograd."""
-    err = 0.0
-    for N, D, beta in CONFIGS:
-        X, q = random_problem(gen, N, D, beta)
-        auto1 = hessian(lambda v: E1(v, X, beta), q)
-        auto2 = hessian(lambda v: -E2(v, X, beta), q)
-        err = max(err, (auto1 - hess_e1(q, X, beta)).abs().max().item(),
-                  (auto2 - hess_ne2(q, X, beta)).abs().max().item())
+    err = max_autograd_error(gen, hessian, hess_e1, hess_ne2)
     return err, err <= TOL["hess"]
 
 
