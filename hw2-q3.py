@@ -426,8 +426,9 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, args, device, seed=0):
         ax.imshow(w.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(S), src_sym, fontsize=8)
         ax.set_yticks(range(T), tgt_sym, fontsize=8)
-        ax.set_title("".join(tgt_vocab.decode(out)), fontsize=9)
-        record.append({"phonemes": src_sym, "pred": tgt_sym, "weights": [[round(v, 4) for v in r] for r in w.tolist()],
+        word, gold = "".join(tgt_vocab.decode(out)), dataset.pairs[int(idx[a])][1]
+        ax.set_title(word if word == gold else f"{word} (gold: {gold})", fontsize=9)
+        record.append({"phonemes": src_sym, "pred": tgt_sym, "gold": gold, "weights": [[round(v, 4) for v in r] for r in w.tolist()],
                        "row_sums": [round(v, 6) for v in w.sum(1).tolist()]})
     fig.tight_layout()
     stem = os.path.join(args.out_dir, f"{checkpoint_stem(args.checkpoint_name)}-attention")
