@@ -209,8 +209,9 @@ def train(args, device):
 
     config = {"use_attn": args.use_attn, "hidden_size": args.hidden_size, "dropout": args.dropout,
               "lr": args.lr, "n_epochs": args.n_epochs, "batch_size": args.batch_size, "seed": args.seed,
-              "max_len": args.max_len, "data": source}
-    model = build_model(len(src_vocab), len(tgt_vocab), args.hidden_size, args.dropout, args.use_attn).to(device)
+              "max_len": args.max_len, "data": source, "dropout_site": args.dropout_site}
+    model = build_model(len(src_vocab), len(tgt_vocab), args.hidden_size, args.dropout, args.use_attn,
+                        dropout_site=args.dropout_site).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     criterion = nn.CrossEntropyLoss(ignore_index=p2g.PAD)
     generator = torch.Generator().manual_seed(args.seed)
@@ -261,7 +262,8 @@ def load_checkpoint(path, device):
         utils.die(f"--checkpoint_name {path}: not a hw2-q3.py checkpoint")
     cfg = ckpt["config"]
     src_vocab, tgt_vocab = p2g.Vocabulary(ckpt["src_vocab"]), p2g.Vocabulary(ckpt["tgt_vocab"])
-    model = build_model(len(src_vocab), len(tgt_vocab), cfg["hidden_size"], cfg["dropout"], cfg["use_attn"])
+    model = build_model(len(src_vocab), len(tgt_vocab), cfg["hidden_size"], cfg["dropout"], cfg["use_attn"],
+                        dropout_site=cfg.get("dropout_site", "output"))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), src_vocab, tgt_vocab, ckpt
 
@@ -471,6 +473,8 @@ def parse_args(argv=None):
     p.add_argument("--n_epochs", type=positive_int, default=20, help="training epochs")
     p.add_argument("--batch_size", type=positive_int, default=64, help="training batch size")
     p.add_argument("--eval_batch_size", type=positive_int, default=500, help="decoding batch size")
+    p.add_argument("--dropout_site", choices=["output", "lstm"], default="output",
+                   help="decoder dropout on its final output (after attention) or on the LSTM output (before attention)")
     p.add_argument("--hidden_size", type=positive_int, default=128, help="hidden size H (H/2 per encoder direction)")
     p.add_argument("--seed", type=int, default=42, help="one seed for python, numpy, torch and sampling")
     p.add_argument("--use_attn", action="store_true", help="train with Bahdanau attention")

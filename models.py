@@ -71,16 +71,19 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Embedding -> dropout -> LSTM -> [attention] -> dropout.
+    """Embedding -> dropout -> LSTM -> [attention] -> dropout (dropout_site "output"), or
+    embedding -> dropout -> LSTM -> dropout -> [attention] (dropout_site "lstm"); the same without attention.
 
     Nothing feeds the attention output back into the LSTM input, so with teacher forcing the LSTM
     runs over the whole target in one call and attention is computed for all steps at once.
     """
 
-    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout):
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="output"):
         super().__init__()
+        assert dropout_site in ("output", "lstm"), f"dropout_site must be 'output' or 'lstm', not {dropout_site!r}"
         self.hidden_size = hidden_size
         self.tgt_vocab_size = tgt_vocab_size
+        self.dropout_site = dropout_site
         self.embedding = nn.Embedding(tgt_vocab_size, hidden_size, padding_idx=padding_idx)
         self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
         self.attn = attn
@@ -91,9 +94,12 @@ class Decoder(nn.Module):
         emb = self.dropout(self.embedding(tgt))
         outputs, dec_state = self.lstm(emb, dec_state)  # (B, T, H)
         weights = None
+        if self.dropout_site == "lstm":
+            outputs = self.dropout(outputs)
         if self.attn is not None:
             outputs, weights = self.attn(outputs, encoder_outputs, src_lengths, keys=keys, return_weights=True)
-        outputs = self.dropout(outputs)
+        if self.dropout_site == "output":
+            outputs = self.dropout(outputs)
         return (outputs, dec_state, weights) if return_weights else (outputs, dec_state)
 
 
@@ -114,8 +120,8 @@ class Seq2Seq(nn.Module):
         return self.generator(output), dec_hidden
 
 
-def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0):
+def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="output"):
     encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout)
     attn = BahdanauAttention(hidden_size) if use_attn else None
-    decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout)
+    decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site)
     return Seq2Seq(encoder, decoder)

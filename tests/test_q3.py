@@ -299,3 +299,13 @@ def test_without_course_data_train_falls_back_to_islex_loudly(tmp_path, monkeypa
     assert "the course P2G data are missing" in err and "ISLEX" in err
     history = json.loads((tmp_path / "results" / "q3" / "model-train.json").read_text())
     assert history["config"]["data"].startswith("islex") and (tmp_path / "model.pt").exists()
+
+
+@pytest.mark.parametrize("site, zeros_in_output", [("output", True), ("lstm", False)])
+def test_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output):
+    torch.manual_seed(0)
+    model = build_model(12, 10, 16, dropout=0.5, use_attn=True, dropout_site=site).train()
+    src, lengths, tgt = random_batch()
+    enc, state = model.encoder(src, lengths)
+    out, _ = model.decoder(tgt, state, enc, lengths)  # with site "lstm" attention's tanh output is never dropped
+    assert bool((out == 0).any()) is zeros_in_output
