@@ -473,8 +473,9 @@ def parse_args(argv=None):
     p.add_argument("--n_epochs", type=positive_int, default=20, help="training epochs")
     p.add_argument("--batch_size", type=positive_int, default=64, help="training batch size")
     p.add_argument("--eval_batch_size", type=positive_int, default=500, help="decoding batch size")
-    p.add_argument("--dropout_site", choices=["output", "lstm"], default="output",
-                   help="decoder dropout on its final output (after attention) or on the LSTM output (before attention)")
+    p.add_argument("--dropout_site", choices=["lstm", "output"], default="lstm",
+                   help="decoder dropout on the LSTM output, before attention, or on the final output, after it "
+                        "(the same without attention; the report compares both)")
     p.add_argument("--hidden_size", type=positive_int, default=128, help="hidden size H (H/2 per encoder direction)")
     p.add_argument("--seed", type=int, default=42, help="one seed for python, numpy, torch and sampling")
     p.add_argument("--use_attn", action="store_true", help="train with Bahdanau attention")

@@ -71,14 +71,14 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Embedding -> dropout -> LSTM -> [attention] -> dropout (dropout_site "output"), or
-    embedding -> dropout -> LSTM -> dropout -> [attention] (dropout_site "lstm"); the same without attention.
+    """Embedding -> dropout -> LSTM -> dropout -> [attention] (dropout_site "lstm", the default), or
+    embedding -> dropout -> LSTM -> [attention] -> dropout (dropout_site "output"); the same without attention.
 
     Nothing feeds the attention output back into the LSTM input, so with teacher forcing the LSTM
     runs over the whole target in one call and attention is computed for all steps at once.
     """
 
-    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="output"):
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="lstm"):
         super().__init__()
         assert dropout_site in ("output", "lstm"), f"dropout_site must be 'output' or 'lstm', not {dropout_site!r}"
         self.hidden_size = hidden_size
@@ -120,7 +120,7 @@ class Seq2Seq(nn.Module):
         return self.generator(output), dec_hidden
 
 
-def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="output"):
+def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="lstm"):
     encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout)
     attn = BahdanauAttention(hidden_size) if use_attn else None
     decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site)

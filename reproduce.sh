@@ -64,6 +64,14 @@ q3() {
     step "results/q3/attn-seed$seed-test-greedy.json" "results/q3/attn-seed$seed-test-greedy.log" \
       python hw2-q3.py test --checkpoint_name "attn-seed$seed.pt"
   done
+  # ablation: decoder dropout after attention instead of before it
+  for seed in 42 43 44; do
+    name="attn-dropout_output-seed$seed"
+    step "results/q3/$name-train.json" "results/q3/$name-train.log" \
+      python hw2-q3.py train --use_attn --dropout_site output --seed "$seed" --checkpoint_name "$name.pt" --quiet
+    step "results/q3/$name-test-greedy.json" "results/q3/$name-test-greedy.log" \
+      python hw2-q3.py test --checkpoint_name "$name.pt"
+  done
 }
 
 bench() {
