@@ -151,8 +151,9 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
 
 
 def beam_search_dataset(model, dataset, tgt_vocab, args, device, beam_size, length_penalty=1.0):
-    """Per example, its distinct spellings best first (from beam search), in dataset order."""
-    hyps = [None] * len(dataset)
+    """Per example, its distinct spellings best first (from beam search), in dataset order, and the
+    score of the best one."""
+    hyps, best_scores = [None] * len(dataset), [None] * len(dataset)
     batch_size = max(1, args.eval_batch_size // beam_size)
     for idx in dataset.batches(batch_size, by_length=True):
         src, src_lengths, _, _ = dataset.batch(idx)
@@ -160,7 +161,21 @@ def beam_search_dataset(model, dataset, tgt_vocab, args, device, beam_size, leng
         for i, f in zip(idx.tolist(), found):
             spellings = ["".join(tgt_vocab.decode(seq)) for seq, _, _ in f]
             hyps[i] = list(dict.fromkeys(spellings))  # distinct, order kept
-    return hyps
+            best_scores[i] = f[0][2]
+    return hyps, best_scores
+
+
+@torch.no_grad()
+def gold_log_probs(model, dataset, args, device):
+    """Teacher-forced log-probability of every gold spelling (EOS included), and its length in tokens."""
+    model.eval()
+    log_probs, lengths = torch.zeros(len(dataset)), dataset.tgt_lengths - 1
+    for idx in dataset.batches(args.eval_batch_size, by_length=True):
+        src, src_lengths, tgt, _ = (t.to(device) for t in dataset.batch(idx))
+        logits, _ = model(src, src_lengths, tgt[:, :-1])
+        lp = torch.log_softmax(logits.float(), dim=-1).gather(2, tgt[:, 1:, None]).squeeze(2)  # (B, T-1)
+        log_probs[idx] = lp.masked_fill(tgt[:, 1:] == p2g.PAD, 0.0).sum(1).cpu()
+    return log_probs, lengths
 
 
 def cer_wer(preds, golds):
@@ -313,7 +328,7 @@ def test(args, device):
 def test_beam(model, test_set, tgt_vocab, args, device, beam_size, phonemes, golds, base):
     """Beam search of one size: CER/WER of the best hypothesis, WER@k over the k best distinct ones."""
     t0 = time.time()
-    hyps = beam_search_dataset(model, test_set, tgt_vocab, args, device, beam_size, args.length_penalty)
+    hyps, best_scores = beam_search_dataset(model, test_set, tgt_vocab, args, device, beam_size, args.length_penalty)
     decode_seconds = time.time() - t0
     preds = [h[0] for h in hyps]
     cer, wer = cer_wer(preds, golds)
@@ -322,6 +337,15 @@ def test_beam(model, test_set, tgt_vocab, args, device, beam_size, phonemes, gol
                   cer=cer, wer=wer, wer_at_k=wer_at_k(topk, golds), decode_seconds=round(decode_seconds, 3))
     print(f"beam {beam_size}: Test CER: {cer:.4f}, Test WER: {wer:.4f}, Test WER@{args.k}: {result['wer_at_k']:.4f} "
           f"({decode_seconds:.1f} s)")
+    # A wrong word is a search error when the model scores the gold spelling above what beam search
+    # returned (a better search could fix it), and a model error otherwise.
+    gold_lp, gold_len = gold_log_probs(model, test_set, args, device)
+    gold_score = gold_lp / gold_len.float() ** args.length_penalty
+    wrong = [i for i, (p, g) in enumerate(zip(preds, golds)) if p != g]
+    search_errors = sum(gold_score[i].item() > best_scores[i] for i in wrong)
+    result.update(n_wrong=len(wrong), search_errors=search_errors, model_errors=len(wrong) - search_errors)
+    print(f"  of {len(wrong)} wrong words, {search_errors} are search errors (the model prefers the gold spelling) "
+          f"and {len(wrong) - search_errors} model errors")
     examples = [{"phonemes": ph, "gold": g, "pred": h[0], "nbest": h[:args.k]}
                 for ph, g, h in zip(phonemes, golds, hyps)]
     return write_test_result(result, examples, args)

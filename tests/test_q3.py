@@ -309,3 +309,16 @@ def test_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output):
     enc, state = model.encoder(src, lengths)
     out, _ = model.decoder(tgt, state, enc, lengths)  # with site "lstm" attention's tanh output is never dropped
     assert bool((out == 0).any()) is zeros_in_output
+
+
+def test_gold_log_probs_sum_the_teacher_forced_token_log_probs(trained_tiny):
+    model, dataset = trained_tiny
+    args = argparse.Namespace(eval_batch_size=5)
+    log_probs, lengths = q3.gold_log_probs(model, dataset, args, torch.device("cpu"))
+    for i in range(len(dataset)):
+        src, tgt = dataset[i]
+        with torch.no_grad():
+            logits, _ = model(src[None], torch.tensor([len(src)]), tgt[None, :-1])
+        expected = torch.log_softmax(logits[0], -1).gather(1, tgt[1:, None]).sum()
+        torch.testing.assert_close(log_probs[i], expected, atol=1e-5, rtol=1e-5)
+        assert lengths[i] == len(tgt) - 1
