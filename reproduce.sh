@@ -64,6 +64,12 @@ q3() {
     step "results/q3/attn-seed$seed-test-greedy.json" "results/q3/attn-seed$seed-test-greedy.log" \
       python hw2-q3.py test --checkpoint_name "attn-seed$seed.pt"
   done
+  for seed in 43 44; do
+    step "results/q3/no-attn-seed$seed-train.json" "results/q3/no-attn-seed$seed-train.log" \
+      python hw2-q3.py train --seed "$seed" --checkpoint_name "no-attn-seed$seed.pt" --quiet
+    step "results/q3/no-attn-seed$seed-test-greedy.json" "results/q3/no-attn-seed$seed-test-greedy.log" \
+      python hw2-q3.py test --checkpoint_name "no-attn-seed$seed.pt"
+  done
   # ablation: decoder dropout after attention instead of before it
   for seed in 42 43 44; do
     name="attn-dropout_output-seed$seed"
