@@ -183,9 +183,10 @@ def train_run(args, lr, data, device):
     if args.print_params:
         for owner, count in param_table(model):
             print(f"  {owner:<14} {count:>10,}")
-    Xtr, ytr = (t.to(device) for t in data["train"])
-    Xdv, ydv = (t.to(device) for t in data["dev"])
-    Xte, yte = (t.to(device) for t in data["test"])
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    Xtr, Xdv, Xte = (data[s][0].to(device).contiguous(memory_format=fmt) for s in ("train", "dev", "test"))
+    ytr, ydv, yte = (data[s][1].to(device) for s in ("train", "dev", "test"))
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
     optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=args.l2_decay)
     generator = torch.Generator().manual_seed(args.seed)
@@ -299,6 +300,8 @@ def parse_args(argv=None):
                    help="the vanilla Q2.1 network (flatten, no batch norm); default: the Q2.2 network")
     p.add_argument("-data_path", default=utils.INTEL_PATH, help="the Intel landscapes .npz file")
     p.add_argument("-device", default="auto", help="cpu, cuda, or auto (cuda when available)")
+    p.add_argument("-channels_last", action="store_true",
+                   help="NHWC memory layout: faster on CPU (see bench/bench_q2.py), not bit-identical to the default")
     p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
     p.add_argument("-num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("-out_dir", default="results/q2", help="where the JSON and figures go")

@@ -134,3 +134,16 @@ def test_course_data_loads_with_the_documented_sizes():
     data = utils.load_dataset(course_file("intel_landscapes.v2.npz"), verbose=False)
     assert [len(data[s][1]) for s in ("train", "dev", "test")] == [12_630, 1_404, 3_000]
     assert data["train"][0].shape[1:] == (3, 48, 48)
+
+
+def test_channels_last_run_matches_the_default_closely(tmp_path):
+    """Without dropout (whose masks follow the memory layout) the two layouts train the same up to rounding."""
+    path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
+    losses = {}
+    for flag in ([], ["-channels_last"]):
+        out = tmp_path / ("cl" if flag else "default")
+        q2.main(["-epochs", "1", "-data_path", path, "-out_dir", str(out), "-quiet", "-dropout", "0"] + flag)
+        result = json.loads((out / "cnn-bn-lr0.01.json").read_text())
+        assert result["config"]["channels_last"] is bool(flag)
+        losses[bool(flag)] = result["history"]["train_loss"][0]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
