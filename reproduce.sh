@@ -81,7 +81,7 @@ q3() {
 }
 
 bench() {
-  step results/bench/bench_q3.json results/bench/bench_q3.log python bench/bench_q3.py
+  step results/bench/bench_q3.json results/bench/bench_q3.log python bench/bench_q3.py --checkpoint attn.pt
   step results/bench/bench_q2.json results/bench/bench_q2.log python bench/bench_q2.py
 }
 
