@@ -38,11 +38,11 @@ def readme_results():
     rows = [
         "| question | result (test set) |", "|---|---|",
         f"| Q1 | {sum(c['passed'] for c in hop['checks'].values())} of {len(hop['checks'])} numeric checks pass |",
-        *[f"| Q2.1 vanilla CNN, lr {r['learning_rate']:g} | final {r['final_test_acc']:.4f} · best-val epoch "
-          f"{r['best_val_test_acc']:.4f} (val {r['best_val_acc']:.4f}) |" for r in sweep["table"]
-          if r["final_test_acc"] is not None],
-        f"| Q2.2 batch norm + GAP, lr {best:g} | final {bn['final_test_acc']:.4f} · best-val epoch "
-        f"{bn['best_val_test_acc']:.4f} |",
+        *[f"| Q2.1 vanilla CNN, lr {r['learning_rate']:g} | accuracy: final model {r['final_test_acc']:.4f} · "
+          f"best-validation epoch {r['best_val_test_acc']:.4f} (validation {r['best_val_acc']:.4f}) |"
+          for r in sweep["table"] if r["final_test_acc"] is not None],
+        f"| Q2.2 batch norm + GAP, lr {best:g} | accuracy: final model {bn['final_test_acc']:.4f} · "
+        f"best-validation epoch {bn['best_val_test_acc']:.4f} |",
         f"| Q2.3 parameters | vanilla {van['n_params']:,} · batch norm {bn['n_params']:,} |",
         f"| Q3(a) no attention, greedy | CER {noattn['cer']:.4f} · WER {noattn['wer']:.4f} |",
         f"| Q3(b) attention, greedy | CER {attn['cer']:.4f} · WER {attn['wer']:.4f} |",
