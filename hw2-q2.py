@@ -147,14 +147,16 @@ def plot_activation_maps(model, X, y, stem, title, n_images=4, n_maps=8):
     """The first block's feature maps (after ReLU, before pooling) for a few test images."""
     plt = utils.plt_style()
     model.eval()
-    idx = torch.tensor([int((y == c).nonzero()[0]) for c in range(n_images)])  # one image per class
+    present = [c for c in range(len(utils.INTEL_CLASSES)) if (y == c).any()][:n_images]
+    idx = torch.tensor([int((y == c).nonzero()[0]) for c in present])  # one image per class
+    n_images = len(idx)
     captured = {}
     hook = model.blocks[0].relu.register_forward_hook(lambda m, i, o: captured.update(a=o.detach().cpu()))
     model(X[idx.to(X.device)])
     hook.remove()
     acts = captured["a"]  # (n_images, 32, 48, 48)
     channels = acts.mean(dim=(0, 2, 3)).argsort(descending=True)[:n_maps]  # the most active maps
-    fig, axes = plt.subplots(n_images, n_maps + 1, figsize=(1.1 * (n_maps + 1), 1.15 * n_images))
+    fig, axes = plt.subplots(n_images, n_maps + 1, figsize=(1.1 * (n_maps + 1), 1.15 * n_images), squeeze=False)
     for r in range(n_images):
         axes[r, 0].imshow(X[idx[r]].cpu().permute(1, 2, 0).numpy())
         axes[r, 0].set_ylabel(utils.INTEL_CLASSES[int(y[idx[r]])], fontsize=8)
@@ -246,26 +248,32 @@ def sweep(args, data, device):
     validation accuracy and draw the loss and validation-accuracy figures, one line per learning rate."""
     import json
 
+    same = ("epochs", "batch_size", "l2_decay", "dropout", "optimizer", "seed", "maxpool", "batch_norm", "channels_last")
     results = []
     for lr in args.sweep:
         path = os.path.join(args.out_dir, run_name(args, lr) + ".json")
+        old = None
         if os.path.exists(path) and not args.force:
-            print(f"{path} exists: reusing it (-force to rerun)")
             with open(path) as f:
-                results.append(json.load(f))
-        else:
-            results.append(train_run(args, lr, data, device))
+                old = json.load(f)
+            wanted = {"maxpool": not args.no_maxpool, "batch_norm": not args.no_batch_norm, **vars(args)}
+            if any(old["config"].get(k, False if k == "channels_last" else None) != wanted[k] for k in same):
+                print(f"{path} exists but was run with other settings: training again")
+                old = None
+            else:
+                print(f"{path} exists with the same settings: reusing it (-force to rerun)")
+        results.append(old or train_run(args, lr, data, device))
     kind = "vanilla" if args.no_batch_norm else "bn"
     stem = os.path.join(args.out_dir, f"sweep-{kind}")
-    epochs = list(range(1, args.epochs + 1))
+    epochs = list(range(1, max(len(r["history"]["epoch"]) for r in results) + 1))
     label = lambda r: f"lr={r['config']['learning_rate']:g}" + (" (diverged)" if r["status"] != "completed" else "")
     utils.plot(epochs, {label(r): r["history"]["train_loss"] for r in results}, "Training loss", f"{stem}-train_loss")
     utils.plot(epochs, {label(r): r["history"]["val_acc"] for r in results}, "Validation accuracy", f"{stem}-val_acc")
     scored = [r for r in results if r["best_val_acc"] is not None]
-    best = max(scored, key=lambda r: r["best_val_acc"])
+    best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
     summary = {
         "runs": [r["name"] for r in results],
-        "best_learning_rate": best["config"]["learning_rate"], "best_run": best["name"],
+        "best_learning_rate": best and best["config"]["learning_rate"], "best_run": best and best["name"],
         "table": [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
                    "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
                    "final_val_acc": r["history"]["val_acc"][-1] if r["history"]["val_acc"] else None,
@@ -273,6 +281,8 @@ def sweep(args, data, device):
                   for r in results],
     }
     utils.save_json(summary, f"{stem}.json")
+    if best is None:
+        utils.die(f"every run of the sweep diverged; wrote {stem}.json and figures")
     print(f"best learning rate by validation accuracy: {summary['best_learning_rate']:g} "
           f"(val {best['best_val_acc']:.4f}); wrote {stem}.json and figures")
     return summary

@@ -479,6 +479,13 @@ def topp_value(s):
     return v
 
 
+def nonnegative_int(s):
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
 def positive_int(s):
     v = int(s)
     if v <= 0:
@@ -500,7 +507,7 @@ def parse_args(argv=None):
     p.add_argument("--dropout_site", choices=["lstm", "output"], default="lstm",
                    help="decoder dropout on the LSTM output, before attention, or on the final output, after it "
                         "(the same without attention; the report compares both)")
-    p.add_argument("--hidden_size", type=positive_int, default=128, help="hidden size H (H/2 per encoder direction)")
+    p.add_argument("--hidden_size", type=positive_int, default=128, help="hidden size H, even (H/2 per encoder direction)")
     p.add_argument("--seed", type=int, default=42, help="one seed for python, numpy, torch and sampling")
     p.add_argument("--use_attn", action="store_true", help="train with Bahdanau attention")
     p.add_argument("--checkpoint_name", default=None,
@@ -512,7 +519,7 @@ def parse_args(argv=None):
                    help="test: beam search with these beam sizes (e.g. 1 3 5 10) instead of greedy decoding")
     p.add_argument("--length_penalty", type=float, default=1.0,
                    help="beam search: score = log-probability / length**length_penalty")
-    p.add_argument("--plot_attn", type=int, default=0, metavar="N",
+    p.add_argument("--plot_attn", type=nonnegative_int, default=0, metavar="N",
                    help="test: draw the attention weights of N test words (attention checkpoints)")
     p.add_argument("--max_len", type=positive_int, default=50, help="longest spelling decoded")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available)")
@@ -522,6 +529,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0.0 <= args.dropout < 1.0:
         p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.hidden_size % 2:
+        p.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}")
     if args.topp is not None and args.beam_size:
         p.error("--topp and --beam_size are two decodings: choose one")
     if args.checkpoint_name is None:

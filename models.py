@@ -19,7 +19,8 @@ def length_mask(lengths, max_len):
 
 class BahdanauAttention(nn.Module):
     """e_ti = v' tanh(W_s s + W_h h_i), alpha = softmax over real source positions,
-    c = sum_i alpha_i h_i, s~ = tanh(W_out [c; s])."""
+    c = sum_i alpha_i h_i, s~ = tanh(W_out [c; s]). The query s is the decoder LSTM's output after it
+    reads the previous character (the assignment's s_{t-1}); no biases, as in the equations."""
 
     def __init__(self, hidden_size):
         super().__init__()

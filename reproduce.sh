@@ -5,6 +5,7 @@
 # Logs go to results/<q>/<run>.log; each part says how long it took.
 set -euo pipefail
 cd "$(dirname "$0")"
+[ -f .venv/bin/activate ] && . .venv/bin/activate  # the README's virtual environment, when there is one
 part=${1:-all}
 FORCE=${FORCE:-0}
 
@@ -38,7 +39,8 @@ q2() {
       python hw2-q2.py -no_batch_norm -learning_rate "$lr" -quiet
   done
   # the sweep reuses the three runs above: it only compares them and draws the two figures
-  python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet > results/q2/sweep-vanilla.log
+  python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet > results/q2/sweep-vanilla.log 2>&1 ||
+    { echo "  FAILED (see results/q2/sweep-vanilla.log)"; tail -n 5 results/q2/sweep-vanilla.log; exit 1; }
   best=$(python -c "import json; print(json.load(open('results/q2/sweep-vanilla.json'))['best_learning_rate'])")
   echo "  best vanilla learning rate: $best"
   step "results/q2/cnn-bn-lr$best.json" "results/q2/cnn-bn-lr$best.log" \

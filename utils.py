@@ -37,9 +37,13 @@ def get_device(name="auto"):
     """'auto' picks cuda when available; 'cuda' without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        die(f"-device {name}: CUDA is not available on this machine (use cpu or auto)")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        die(f"device {name!r}: expected cpu, cuda, cuda:N or auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        die(f"device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return device
 
 
 def die(message):

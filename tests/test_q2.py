@@ -147,3 +147,17 @@ def test_channels_last_run_matches_the_default_closely(tmp_path):
         assert result["config"]["channels_last"] is bool(flag)
         losses[bool(flag)] = result["history"]["train_loss"][0]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_sweep_retrains_a_run_made_with_other_settings(tmp_path, capsys):
+    path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
+    common = ["-data_path", path, "-out_dir", str(tmp_path), "-quiet", "-no_batch_norm"]
+    q2.main(["-epochs", "1"] + common)
+    q2.main(["-epochs", "2", "-sweep", "0.01"] + common)
+    assert "other settings: training again" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cnn-vanilla-lr0.01.json").read_text())["history"]["epoch"] == [1, 2]
+
+
+def test_unknown_device_is_a_one_line_error(capsys):
+    err = one_line_error(capsys, lambda: utils.get_device("gpu"))
+    assert "'gpu'" in err

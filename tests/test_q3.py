@@ -322,3 +322,8 @@ def test_gold_log_probs_sum_the_teacher_forced_token_log_probs(trained_tiny):
         expected = torch.log_softmax(logits[0], -1).gather(1, tgt[1:, None]).sum()
         torch.testing.assert_close(log_probs[i], expected, atol=1e-5, rtol=1e-5)
         assert lengths[i] == len(tgt) - 1
+
+
+def test_odd_hidden_size_is_an_argparse_error():
+    with pytest.raises(SystemExit):
+        q3.parse_args(["train", "--hidden_size", "127"])
