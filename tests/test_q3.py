@@ -327,3 +327,12 @@ def test_gold_log_probs_sum_the_teacher_forced_token_log_probs(trained_tiny):
 def test_odd_hidden_size_is_an_argparse_error():
     with pytest.raises(SystemExit):
         q3.parse_args(["train", "--hidden_size", "127"])
+
+
+def test_test_without_flags_finds_the_attention_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert q3.parse_args(["test"]).checkpoint_name == "model.pt"  # nothing trained: the plain default
+    (tmp_path / "model-attn.pt").write_bytes(b"")
+    assert q3.parse_args(["test", "--topp", "0.8"]).checkpoint_name == "model-attn.pt"
+    assert q3.parse_args(["train"]).checkpoint_name == "model.pt"
+    assert q3.parse_args(["test", "--checkpoint_name", "x.pt"]).checkpoint_name == "x.pt"
