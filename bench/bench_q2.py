@@ -30,7 +30,7 @@ def dataloader_epoch(model, X, y, optimizer, batch_size, generator):
         optimizer.step()
 
 
-def images_per_second(variant, batch_norm, X, y, batch_size, device):
+def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
     utils.configure_seed(0)
     model = q2.CNN(0.1, batch_norm=batch_norm).to(device)
     Xv = X
@@ -43,18 +43,22 @@ def images_per_second(variant, batch_norm, X, y, batch_size, device):
         "dataloader": lambda: dataloader_epoch(model, Xv, y, optimizer, batch_size, gen),
     }.get(variant, lambda: q2.train_epoch(model, Xv, y, optimizer, batch_size, gen, progress=False))
     run()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return len(y) / (time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(repeats):  # the best of a few epochs: other processes only ever slow a run down
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return len(y) / best
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--images", type=int, default=2400, help="training images per timed epoch")
+    p.add_argument("--images", type=int, default=3200, help="training images per timed epoch")
+    p.add_argument("--repeats", type=int, default=2, help="timed epochs per variant (the fastest is kept)")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (the assignment's is 8)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--out", default="results/bench/bench_q2.json", help="where the measurements go")
@@ -69,7 +73,7 @@ def main():
     for batch_norm in (False, True):
         net = "bn" if batch_norm else "vanilla"
         for variant in ("dataloader", "ours", "channels_last"):
-            ips = images_per_second(variant, batch_norm, X, y, args.batch_size, device)
+            ips = images_per_second(variant, batch_norm, X, y, args.batch_size, device, args.repeats)
             table[f"{net}/{variant}"] = ips
             print(f"{net:<8} {variant:<14} {ips:8.0f} images/s  (x{ips / table[f'{net}/dataloader']:.2f})")
     epoch_min = {net: 12630 / table[f"{net}/ours"] * 40 / 60 for net in ("vanilla", "bn")}
