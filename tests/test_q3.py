@@ -336,3 +336,12 @@ def test_test_without_flags_finds_the_attention_checkpoint(tmp_path, monkeypatch
     assert q3.parse_args(["test", "--topp", "0.8"]).checkpoint_name == "model-attn.pt"
     assert q3.parse_args(["train"]).checkpoint_name == "model.pt"
     assert q3.parse_args(["test", "--checkpoint_name", "x.pt"]).checkpoint_name == "x.pt"
+
+
+def test_collate_samples_equals_batching_by_index():
+    src_vocab = p2g.Vocabulary.build(p.split() for p, _ in WORDS)
+    tgt_vocab = p2g.Vocabulary.build(w for _, w in WORDS)
+    dataset = p2g.Seq2SeqDataset([(p.split(), w) for p, w in WORDS], src_vocab, tgt_vocab)
+    idx = torch.tensor([4, 0, 10])
+    for a, b in zip(p2g.collate_samples([dataset[i] for i in idx.tolist()]), dataset.batch(idx)):
+        assert torch.equal(a, b)
