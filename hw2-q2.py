@@ -257,6 +257,7 @@ def sweep(args, data, device):
             with open(path) as f:
                 old = json.load(f)
             wanted = {"maxpool": not args.no_maxpool, "batch_norm": not args.no_batch_norm, **vars(args)}
+            # runs made before -channels_last existed have no such key: they used the default layout
             if any(old["config"].get(k, False if k == "channels_last" else None) != wanted[k] for k in same):
                 print(f"{path} exists but was run with other settings: training again")
                 old = None
@@ -288,20 +289,11 @@ def sweep(args, data, device):
     return summary
 
 
-def positive(kind):
-    def check(s):
-        v = kind(s)
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
-        return v
-    return check
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("-epochs", type=positive(int), default=40, help="number of training epochs")
-    p.add_argument("-batch_size", type=positive(int), default=8, help="mini-batch size")
-    p.add_argument("-learning_rate", type=positive(float), default=0.01, help="learning rate")
+    p.add_argument("-epochs", type=utils.in_range(int, 1), default=40, help="number of training epochs")
+    p.add_argument("-batch_size", type=utils.in_range(int, 1), default=8, help="mini-batch size")
+    p.add_argument("-learning_rate", type=utils.in_range(float, 0, low_open=True), default=0.01, help="learning rate")
     p.add_argument("-l2_decay", type=float, default=0.0, help="L2 weight decay")
     p.add_argument("-dropout", type=float, default=0.1, help="dropout probability (blocks and MLP)")
     p.add_argument("-optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer")
@@ -315,7 +307,7 @@ def parse_args(argv=None):
     p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
     p.add_argument("-num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("-out_dir", default="results/q2", help="where the JSON and figures go")
-    p.add_argument("-sweep", type=positive(float), nargs="+", metavar="LR",
+    p.add_argument("-sweep", type=utils.in_range(float, 0, low_open=True), nargs="+", metavar="LR",
                    help="train at each of these learning rates and compare them (e.g. -sweep 0.1 0.01 0.001)")
     p.add_argument("-force", action="store_true", help="with -sweep: rerun runs whose JSON already exists")
     p.add_argument("-print_params", action="store_true", help="print trainable parameters per layer")

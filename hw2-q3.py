@@ -472,27 +472,6 @@ def load_corpus_or_die(args):
         utils.die(str(e))
 
 
-def topp_value(s):
-    v = float(s)
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {s}")
-    return v
-
-
-def nonnegative_int(s):
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
-
-
-def positive_int(s):
-    v = int(s)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
-
-
 def default_checkpoint(args):
     """model.pt, or model-attn.pt with --use_attn; test without either flag takes the newer of the two
     that exist, so that `train --use_attn` then `test --topp 0.8` works as the assignment writes it."""
@@ -503,6 +482,9 @@ def default_checkpoint(args):
         found.sort(key=os.path.getmtime)
         print(f"using {found[-1]}, the newer of model.pt and model-attn.pt (--checkpoint_name to choose)")
     return found[-1] if found else "model.pt"
+
+
+positive_int = utils.in_range(int, 1)
 
 
 def parse_args(argv=None):
@@ -525,14 +507,14 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint_name", default=None,
                    help="checkpoint file (default model.pt, or model-attn.pt with --use_attn; test without "
                         "either takes the newer of the two)")
-    p.add_argument("--topp", type=topp_value, default=None,
+    p.add_argument("--topp", type=utils.in_range(float, 0.0, 1.0, low_open=True), default=None,
                    help="test: nucleus sampling with this p in (0, 1] (default: greedy decoding)")
     p.add_argument("--k", type=positive_int, default=3, help="test: samples (--topp) or best hypotheses (--beam_size) per word for WER@k")
     p.add_argument("--beam_size", type=positive_int, nargs="+", default=None,
                    help="test: beam search with these beam sizes (e.g. 1 3 5 10) instead of greedy decoding")
     p.add_argument("--length_penalty", type=float, default=1.0,
                    help="beam search: score = log-probability / length**length_penalty")
-    p.add_argument("--plot_attn", type=nonnegative_int, default=0, metavar="N",
+    p.add_argument("--plot_attn", type=utils.in_range(int, 0), default=0, metavar="N",
                    help="test: draw the attention weights of N test words (attention checkpoints)")
     p.add_argument("--max_len", type=positive_int, default=50, help="longest spelling decoded")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available)")

@@ -1,4 +1,5 @@
 """What the scripts share: seeding, device choice, atomic writes, plots, the Intel loader."""
+import argparse
 import json
 import os
 import random
@@ -44,6 +45,17 @@ def get_device(name="auto"):
     if device.type == "cuda" and not torch.cuda.is_available():
         die(f"device {name}: CUDA is not available on this machine (use cpu or auto)")
     return device
+
+
+def in_range(kind, low, high=None, low_open=False):
+    """An argparse type: kind(s) with low <= value (low < value if low_open) and value <= high."""
+    def check(s):
+        v = kind(s)
+        if v < low or (low_open and v == low) or (high is not None and v > high):
+            bounds = f"{'(' if low_open else '['}{low}, {high if high is not None else 'inf'}{']' if high is not None else ')'}"
+            raise argparse.ArgumentTypeError(f"must be in {bounds}, got {s}")
+        return v
+    return check
 
 
 def die(message):

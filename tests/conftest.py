@@ -6,8 +6,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from utils import load_script  # noqa: E402,F401  (the tests import it from here)
-
 
 def course_file(name):
     """Path of a course data file under data/, or skip the test with a reason."""

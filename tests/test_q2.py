@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 
 import utils
-from conftest import course_file, load_script
+from conftest import course_file
 
-q2 = load_script("hw2-q2")
+q2 = utils.load_script("hw2-q2")
 
 
 def test_parameter_counts_match_the_assignment_networks():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import data as p2g
-from conftest import load_script
+from utils import load_script
 from models import BahdanauAttention, build_model, length_mask
 
 q3 = load_script("hw2-q3")
