@@ -4,6 +4,7 @@ import random
 import sys
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -44,22 +45,29 @@ class Vocabulary:
 
 def read_tsv_corpus(path):
     """[(phonemes: list of str, spelling: str)] from lines `PHONEMES<TAB>SPELLING`."""
-    if not os.path.exists(path):
-        raise DataError(f"{path}: file not found")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise DataError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
-            phonemes, spelling = parts[0].split(), parts[1].strip()
-            if not phonemes or not spelling:
-                side = "phonemes" if not phonemes else "spelling"
-                raise DataError(f"{path}:{lineno}: empty {side}")
-            pairs.append((phonemes, spelling))
+    for lineno, line in enumerate(raw.split(b"\n"), 1):
+        try:
+            line = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column {e.start + 1})") from None
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise DataError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
+        phonemes, spelling = parts[0].split(), parts[1].strip()
+        if not phonemes or not spelling:
+            side = "phonemes" if not phonemes else "spelling"
+            raise DataError(f"{path}:{lineno}: empty {side}")
+        pairs.append((phonemes, spelling))
     if not pairs:
         raise DataError(f"{path}: no examples (empty file)")
     return pairs
@@ -67,11 +75,9 @@ def read_tsv_corpus(path):
 
 def pad_sequences(seqs, padding_idx=PAD):
     """List of id lists -> (padded LongTensor (N, max_len), lengths LongTensor (N,))."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    out = torch.full((len(seqs), int(lengths.max())), padding_idx, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out, lengths
+    tensors = [torch.tensor(s, dtype=torch.long) for s in seqs]
+    lengths = torch.tensor([len(t) for t in tensors], dtype=torch.long)
+    return pad_sequence(tensors, batch_first=True, padding_value=padding_idx), lengths
 
 
 class Seq2SeqDataset:
@@ -102,6 +108,13 @@ class Seq2SeqDataset:
         else:
             order = torch.arange(len(self))
         return list(order.split(batch_size))
+
+
+def build_datasets(corpus, splits=SPLITS):
+    """Vocabularies from the training split and a dataset per split: (src_vocab, tgt_vocab, {split: dataset})."""
+    src_vocab = Vocabulary.build(p for p, _ in corpus["train"])
+    tgt_vocab = Vocabulary.build(w for _, w in corpus["train"])
+    return src_vocab, tgt_vocab, {s: Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in splits}
 
 
 def collate_samples(samples, padding_idx=PAD):

@@ -115,8 +115,17 @@ def evaluate(model, X, y):
     return (predict(model, X) == y).float().mean().item()
 
 
+def skeleton_view(X):
+    """What the course skeleton's CNN sees: its loader flattens each channel-last (48, 48, 3) image and
+    its forward does x.reshape(B, 3, 48, -1), so each "channel" is a third of the interleaved R, G, B
+    values. X (N, 3, 48, 48) in the true layout -> (N, 3, 48, 48) in that scrambled one."""
+    return X.permute(0, 2, 3, 1).reshape(X.shape[0], 3, 48, 48)
+
+
 def run_name(args, lr):
     name = f"cnn-{'vanilla' if args.no_batch_norm else 'bn'}-lr{lr:g}"
+    if args.skeleton_layout:
+        name += "-skeleton_layout"
     if args.no_maxpool:
         name += "-nomaxpool"
     if args.optimizer != "sgd":
@@ -174,28 +183,34 @@ def plot_activation_maps(model, X, y, stem, title, n_images=4, n_maps=8):
 
 
 def train_run(args, lr, data, device):
-    """Train one network at learning rate lr; write its JSON and figures; return the result dict."""
+    """Train one network at learning rate lr, write its JSON and figures, and return the result dict."""
     utils.configure_seed(args.seed)
     name = run_name(args, lr)
-    out = os.path.join(args.out_dir, name)
     model = build_model(args).to(device)
-    n_params = get_number_trainable_params(model)
     print(f"[{name}] {'vanilla (Q2.1)' if args.no_batch_norm else 'batch-norm (Q2.2)'} network, "
-          f"{n_params:,} trainable parameters, device {device}")
+          f"{get_number_trainable_params(model):,} trainable parameters, device {device}")
     if args.print_params:
         for owner, count in param_table(model):
             print(f"  {owner:<14} {count:>10,}")
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    Xtr, Xdv, Xte = (data[s][0].to(device).contiguous(memory_format=fmt) for s in ("train", "dev", "test"))
-    ytr, ydv, yte = (data[s][1].to(device) for s in ("train", "dev", "test"))
+    splits = {s: (X.to(device).contiguous(memory_format=fmt), y.to(device)) for s, (X, y) in data.items()}
+    start = time.time()
+    fit = fit_network(model, splits, args, lr, name)
+    fit["wall_seconds"] = round(time.time() - start, 1)
+    return write_run(model, fit, splits, args, lr, device, name)
+
+
+def fit_network(model, splits, args, lr, name):
+    """SGD (or Adam) for args.epochs epochs, validating after each; stops early if the loss is not finite.
+    Returns history, status, the final model's test accuracy and the best-validation epoch's state."""
+    (Xtr, ytr), (Xdv, ydv), (Xte, yte) = splits["train"], splits["dev"], splits["test"]
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
     optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=args.l2_decay)
     generator = torch.Generator().manual_seed(args.seed)
-
     history = {"epoch": [], "train_loss": [], "val_acc": [], "epoch_seconds": []}
-    best = {"val_acc": -1.0, "epoch": 0, "state": None}
-    status, start = "completed", time.time()
+    best = {"val_acc": None, "epoch": 0, "state": None}
+    status = "completed"
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()
         loss = train_epoch(model, Xtr, ytr, optimizer, args.batch_size, generator,
@@ -207,40 +222,57 @@ def train_run(args, lr, data, device):
         val_acc = evaluate(model, Xdv, ydv)
         for k, v in zip(history, (epoch, loss, val_acc, time.time() - t0)):
             history[k].append(round(v, 6) if isinstance(v, float) else v)
-        if val_acc > best["val_acc"]:
+        if best["val_acc"] is None or val_acc > best["val_acc"]:
             best = {"val_acc": val_acc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         print(f"[{name}] epoch {epoch:2d}/{args.epochs} | train loss {loss:.4f} | val acc {val_acc:.4f} "
               f"| {time.time() - t0:.1f} s", flush=True)
-
     final_test_acc = evaluate(model, Xte, yte) if status == "completed" else None
+    return {"history": history, "status": status, "final_test_acc": final_test_acc, "best": best}
+
+
+def write_run(model, fit, splits, args, lr, device, name):
+    """Load the best-validation state into model, then write the run's JSON, curves, confusion matrix and
+    activation maps."""
+    out = os.path.join(args.out_dir, name)
+    Xte, yte = splits["test"]
+    history, best = fit["history"], fit["best"]
+    best_test_acc, preds = None, None
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-    preds = predict(model, Xte).cpu()
-    best_test_acc = (preds == yte.cpu()).float().mean().item() if best["state"] is not None else None
+        preds = predict(model, Xte).cpu()
+        best_test_acc = (preds == yte.cpu()).float().mean().item()
     config = {k: v for k, v in vars(args).items() if k not in ("sweep", "quiet", "print_params")}
     config.update(learning_rate=lr, batch_norm=not args.no_batch_norm, maxpool=not args.no_maxpool,
                   device=str(device), num_threads=torch.get_num_threads())
     result = {
-        "name": name, "status": status, "config": config, "n_params": n_params,
-        "param_table": param_table(model), "history": history,
-        "final_test_acc": final_test_acc, "best_val_acc": best["val_acc"] if best["state"] is not None else None,
-        "best_epoch": best["epoch"], "best_val_test_acc": best_test_acc,
-        "wall_seconds": round(time.time() - start, 1), "torch": torch.__version__,
+        "name": name, "status": fit["status"], "config": config, "n_params": get_number_trainable_params(model),
+        "param_table": param_table(model), "history": history, "final_test_acc": fit["final_test_acc"],
+        "best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "best_val_test_acc": best_test_acc,
+        "wall_seconds": fit["wall_seconds"], "torch": torch.__version__,
     }
+    title = plot_title(args, lr)
     if history["epoch"]:
-        utils.plot(history["epoch"], {f"lr={lr:g}": history["train_loss"]}, "Training loss", f"{out}-train_loss")
-        utils.plot(history["epoch"], {f"lr={lr:g}": history["val_acc"]}, "Validation accuracy", f"{out}-val_acc")
-    if best["state"] is not None:
+        utils.plot(history["epoch"], {f"lr={lr:g}": history["train_loss"]}, "Training loss", f"{out}-train_loss",
+                   title=title)
+        utils.plot(history["epoch"], {f"lr={lr:g}": history["val_acc"]}, "Validation accuracy", f"{out}-val_acc",
+                   title=title)
+    if preds is not None:
         result["confusion_matrix"] = plot_confusion(
             yte.cpu().numpy(), preds.numpy(), f"{out}-confusion",
-            f"{name}, epoch {best['epoch']}: test accuracy {best_test_acc:.3f}")
-        plot_activation_maps(model, Xte, yte.cpu(), f"{out}-activations", f"{name}: first block, after ReLU")
+            f"{title}, epoch {best['epoch']}: test accuracy {best_test_acc:.3f}")
+        plot_activation_maps(model, Xte, yte.cpu(), f"{out}-activations", f"{title}: first block, after ReLU")
     utils.save_json(result, f"{out}.json")
-    fin = "n/a" if final_test_acc is None else f"{final_test_acc:.4f}"
+    fin = "n/a" if fit["final_test_acc"] is None else f"{fit['final_test_acc']:.4f}"
     bst = "n/a" if best_test_acc is None else f"{best_test_acc:.4f}"
-    print(f"[{name}] {status}: final test acc {fin} | best-val epoch {best['epoch']} test acc {bst} "
+    print(f"[{name}] {fit['status']}: final test acc {fin} | best-val epoch {best['epoch']} test acc {bst} "
           f"| wrote {out}.json")
     return result
+
+
+def plot_title(args, lr):
+    """A plain title for a run's figures."""
+    title = f"{'Vanilla CNN' if args.no_batch_norm else 'CNN with batch norm'}, lr {lr:g}"
+    return title + (" (skeleton's scrambled layout)" if args.skeleton_layout else "")
 
 
 def sweep(args, data, device):
@@ -248,7 +280,8 @@ def sweep(args, data, device):
     validation accuracy and draw the loss and validation-accuracy figures, one line per learning rate."""
     import json
 
-    same = ("epochs", "batch_size", "l2_decay", "dropout", "optimizer", "seed", "maxpool", "batch_norm", "channels_last")
+    same = ("epochs", "batch_size", "l2_decay", "dropout", "optimizer", "seed", "maxpool", "batch_norm",
+            "channels_last", "skeleton_layout")
     results = []
     for lr in args.sweep:
         path = os.path.join(args.out_dir, run_name(args, lr) + ".json")
@@ -257,8 +290,9 @@ def sweep(args, data, device):
             with open(path) as f:
                 old = json.load(f)
             wanted = {"maxpool": not args.no_maxpool, "batch_norm": not args.no_batch_norm, **vars(args)}
-            # runs made before -channels_last existed have no such key: they used the default layout
-            if any(old["config"].get(k, False if k == "channels_last" else None) != wanted[k] for k in same):
+            # runs made before -channels_last and -skeleton_layout existed have no such keys: both were off
+            if any(old["config"].get(k, False if k in ("channels_last", "skeleton_layout") else None) != wanted[k]
+                   for k in same):
                 print(f"{path} exists but was run with other settings: training again")
                 old = None
             else:
@@ -294,7 +328,7 @@ def parse_args(argv=None):
     p.add_argument("-epochs", type=utils.in_range(int, 1), default=40, help="number of training epochs")
     p.add_argument("-batch_size", type=utils.in_range(int, 1), default=8, help="mini-batch size")
     p.add_argument("-learning_rate", type=utils.in_range(float, 0, low_open=True), default=0.01, help="learning rate")
-    p.add_argument("-l2_decay", type=float, default=0.0, help="L2 weight decay")
+    p.add_argument("-l2_decay", type=utils.in_range(float, 0.0), default=0.0, help="L2 weight decay")
     p.add_argument("-dropout", type=float, default=0.1, help="dropout probability (blocks and MLP)")
     p.add_argument("-optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer")
     p.add_argument("-no_maxpool", action="store_true", help="switch max pooling off in the conv blocks")
@@ -304,6 +338,9 @@ def parse_args(argv=None):
     p.add_argument("-device", default="auto", help="cpu, cuda, or auto (cuda when available)")
     p.add_argument("-channels_last", action="store_true",
                    help="NHWC memory layout: faster on CPU (see bench/bench_q2.py), not bit-identical to the default")
+    p.add_argument("-skeleton_layout", action="store_true",
+                   help="feed the network what the course skeleton's reshape makes of channel-last images "
+                        "(colour values interleaved across the three channels), to measure what that costs")
     p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
     p.add_argument("-num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("-out_dir", default="results/q2", help="where the JSON and figures go")
@@ -326,6 +363,8 @@ def main(argv=None):
     device = utils.get_device(args.device)
     utils.check_writable(os.path.join(args.out_dir, "x.json"))
     data = utils.load_dataset(args.data_path)
+    if args.skeleton_layout:
+        data = {split: (skeleton_view(X), y) for split, (X, y) in data.items()}
     if args.sweep:
         sweep(args, data, device)
     else:

@@ -52,23 +52,25 @@ class BahdanauAttention(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Embedding -> dropout -> BiLSTM (H/2 per direction, packed) -> dropout."""
+    """Embedding -> dropout -> BiLSTM (H/2 per direction, packed; num_layers deep) -> dropout."""
 
-    def __init__(self, src_vocab_size, hidden_size, padding_idx, dropout):
+    def __init__(self, src_vocab_size, hidden_size, padding_idx, dropout, num_layers=1):
         super().__init__()
         assert hidden_size % 2 == 0, "hidden_size must be even (H/2 per direction)"
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(src_vocab_size, hidden_size, padding_idx=padding_idx)
-        self.lstm = nn.LSTM(hidden_size, hidden_size // 2, bidirectional=True, batch_first=True)
+        self.lstm = nn.LSTM(hidden_size, hidden_size // 2, num_layers=num_layers, bidirectional=True,
+                            batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src, lengths):
-        """src (B, S), lengths (B,) -> outputs (B, S, H) (zero past each length), final state (1, B, H) x2."""
+        """src (B, S), lengths (B,) -> outputs (B, S, H) (zero past each length), final state (1, B, H) x2:
+        the top layer's forward direction at the last real step beside its backward direction at step 0."""
         emb = self.dropout(self.embedding(src))
         packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, final = self.lstm(packed)
+        outputs, (h, c) = self.lstm(packed)  # h, c: (2 * num_layers, B, H/2)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
-        return self.dropout(outputs), reshape_state(final)
+        return self.dropout(outputs), reshape_state((h[-2:], c[-2:]))
 
 
 class Decoder(nn.Module):
@@ -91,7 +93,14 @@ class Decoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None, return_weights=False):
-        """tgt (B, T) decoder inputs (SOS y_1 ... y_{T-1}) -> outputs (B, T, H), new state [, weights (B, T, S)]."""
+        """The course's contract: tgt (B, T) is the whole target SOS y_1 ... y_n EOS in training, whose last
+        token is never an input, so the decoder drops it ("the input is the previous target token"), or one
+        token (B, 1) per generation step. dec_state (h, c): each (1, B, H), or the encoder's (2, B, H/2).
+        -> outputs (B, T-1 or 1, H), new state [, attention weights (B, T-1 or 1, S)]."""
+        if dec_state[0].shape[0] == 2:
+            dec_state = reshape_state(dec_state)
+        if tgt.size(1) > 1:
+            tgt = tgt[:, :-1]
         emb = self.dropout(self.embedding(tgt))
         outputs, dec_state = self.lstm(emb, dec_state)  # (B, T, H)
         weights = None
@@ -113,7 +122,8 @@ class Seq2Seq(nn.Module):
         self.generator.weight = self.decoder.embedding.weight  # tied
 
     def forward(self, src, src_lengths, tgt, dec_hidden=None):
-        """Teacher forcing: tgt (B, T) are the decoder inputs; returns logits (B, T, V) and the final state."""
+        """Teacher forcing on the whole target tgt (B, T) = SOS ... EOS -> logits (B, T-1, V) for tgt[:, 1:],
+        and the final decoder state."""
         encoder_outputs, final_enc_state = self.encoder(src, src_lengths)
         if dec_hidden is None:
             dec_hidden = final_enc_state
@@ -121,8 +131,9 @@ class Seq2Seq(nn.Module):
         return self.generator(output), dec_hidden
 
 
-def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="lstm"):
-    encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout)
+def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="lstm",
+                enc_layers=1):
+    encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout, num_layers=enc_layers)
     attn = BahdanauAttention(hidden_size) if use_attn else None
     decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site)
     return Seq2Seq(encoder, decoder)

@@ -164,7 +164,10 @@ def load_dataset(data_path=INTEL_PATH, verbose=True):
         for k in (xk, yk):
             if k not in data.files:
                 die(f"{data_path}: missing key '{k}' (expected keys {key}_images (N,48,48,3) and {key}_labels (N,)); {hint}")
-        x, y = data[xk], data[yk].reshape(-1)
+        try:
+            x, y = data[xk], data[yk].reshape(-1)
+        except Exception as e:  # object arrays (pickles), damaged members
+            die(f"{data_path}: cannot read '{xk}'/'{yk}' ({type(e).__name__}: {str(e).splitlines()[0]})")
         if x.ndim == 4 and x.shape[1:] == (48, 48, 3):
             layouts.add("(N,48,48,3)")
             x = x.transpose(0, 3, 1, 2)

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data as p2g  # noqa: E402
+import decoding  # noqa: E402
 import utils  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -76,11 +77,8 @@ def main():
     p.add_argument("--out", default="results/bench/bench_q3.json", help="where the timings go")
     args = p.parse_args()
     corpus, source = p2g.load_corpus(args.data_dir, True)
-    src_vocab = p2g.Vocabulary.build(ph for ph, _ in corpus["train"])
-    tgt_vocab = p2g.Vocabulary.build(w for _, w in corpus["train"])
-    train_set = p2g.Seq2SeqDataset(corpus["train"], src_vocab, tgt_vocab)
-    valid_set = p2g.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
-    opts = argparse.Namespace(eval_batch_size=500, max_len=50)
+    src_vocab, tgt_vocab, sets = p2g.build_datasets(corpus, ("train", "valid"))
+    train_set, valid_set = sets["train"], sets["valid"]
     criterion = nn.CrossEntropyLoss(ignore_index=p2g.PAD)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention {bool(args.use_attn)}")
 
@@ -99,7 +97,8 @@ def main():
             gen = torch.Generator().manual_seed(r)
             if name == "ours":
                 t_train, _ = timed(lambda: q3.train_epoch(model, train_set, optimizer, criterion, 64, gen, "cpu"))
-                t_dec, _ = timed(lambda: q3.decode_dataset(decoder_model, valid_set, tgt_vocab, opts, "cpu"))
+                decoder_model.eval()
+                t_dec, _ = timed(lambda: decoding.decode_dataset(decoder_model, valid_set, tgt_vocab, 500, 50))
             else:
                 t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer, criterion, 64, gen))
                 t_dec, _ = timed(lambda: reference_decode_dataset(decoder_model, valid_set, tgt_vocab, 50))
@@ -112,10 +111,10 @@ def main():
     print(f"speed-up: train x{ratio['train']:.2f}, decode x{ratio['decode']:.2f}, epoch x{ratio['epoch']:.2f}")
 
     beams = {}
-    if hasattr(q3, "beam_search_dataset") and args.beam_sizes:
+    if args.beam_sizes:
         decoder_model.eval()
         for k in args.beam_sizes:
-            t, _ = timed(lambda: q3.beam_search_dataset(decoder_model, valid_set, tgt_vocab, opts, "cpu", beam_size=k))
+            t, _ = timed(lambda: decoding.beam_search_dataset(decoder_model, valid_set, tgt_vocab, 500, 50, beam_size=k))
             beams[str(k)] = t / len(valid_set) * 1000
             print(f"beam {k:>2}: {beams[str(k)]:.2f} s per 1,000 words")
     utils.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),

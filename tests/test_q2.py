@@ -161,3 +161,46 @@ def test_sweep_retrains_a_run_made_with_other_settings(tmp_path, capsys):
 def test_unknown_device_is_a_one_line_error(capsys):
     err = one_line_error(capsys, lambda: utils.get_device("gpu"))
     assert "'gpu'" in err
+
+
+def record_calls(modules):
+    """Forward hooks that append each module's name when it runs."""
+    order = []
+    for name, m in modules.items():
+        m.register_forward_hook(lambda mod, inp, out, name=name: order.append(name))
+    return order
+
+
+def test_conv_block_runs_conv_batchnorm_relu_maxpool_dropout_in_that_order():
+    block = q2.ConvBlock(3, 8, 3, maxpool=True, batch_norm=True, dropout=0.1)
+    order = record_calls({n: getattr(block, n) for n in ("conv", "bn", "relu", "pool", "dropout")})
+    block(torch.rand(2, 3, 8, 8))
+    assert order == ["conv", "bn", "relu", "pool", "dropout"]
+    assert isinstance(block.bn, nn.BatchNorm2d) and isinstance(block.pool, nn.MaxPool2d)
+
+
+def test_mlp_batchnorm_comes_after_relu_and_before_dropout():
+    model = q2.CNN(0.1, batch_norm=True).train()
+    seen = {}
+    model.bn1.register_forward_hook(lambda m, inp, out: seen.update(bn_in=inp[0]))
+    order = record_calls({"fc1": model.fc1, "bn1": model.bn1, "dropout": model.dropout, "fc2": model.fc2})
+    model(torch.rand(4, 3, 48, 48))
+    assert order == ["fc1", "bn1", "dropout", "fc2"]
+    assert (seen["bn_in"] >= 0).all() and (seen["bn_in"] == 0).any(), "BatchNorm1d reads the ReLU output"
+
+
+def test_skeleton_view_is_the_course_reshape_of_channel_last_images():
+    nhwc = np.arange(2 * 48 * 48 * 3).reshape(2, 48, 48, 3)
+    ours = torch.from_numpy(nhwc.transpose(0, 3, 1, 2).copy())
+    skeleton = torch.from_numpy(nhwc.reshape(2, -1)).reshape(2, 3, 48, -1)  # the skeleton's load + forward
+    assert torch.equal(q2.skeleton_view(ours), skeleton)
+    assert not torch.equal(q2.skeleton_view(ours), ours)
+
+
+def test_npz_with_object_arrays_is_a_one_line_error(tmp_path, capsys):
+    arrays = synthetic_arrays()
+    arrays["train_images"] = np.array([None] * 24, dtype=object)
+    path = tmp_path / "pickled.npz"
+    np.savez(path, **arrays)
+    err = one_line_error(capsys, lambda: utils.load_dataset(str(path)))
+    assert "pickled.npz" in err and "'train_images'" in err

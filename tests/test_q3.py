@@ -1,12 +1,13 @@
-import argparse
 import json
 
 import pytest
 import torch
 
 import data as p2g
+import decoding
+import diagnostics
 from utils import load_script
-from models import BahdanauAttention, build_model, length_mask
+from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model, length_mask, reshape_state
 
 q3 = load_script("hw2-q3")
 
@@ -71,14 +72,14 @@ def test_batch_equals_examples_one_by_one(use_attn):
     with torch.no_grad():
         enc_b, (h_b, _) = model.encoder(src, lengths)
         logits_b, _ = model(src, lengths, tgt)
-        greedy_b = q3.decode(model, src, lengths, max_len=8)
+        greedy_b = decoding.decode(model, src, lengths, max_len=8)
         for i, n in enumerate(lengths.tolist()):
             one_src, one_len = src[i:i + 1, :n], lengths[i:i + 1]
             enc_1, (h_1, _) = model.encoder(one_src, one_len)
             torch.testing.assert_close(enc_b[i:i + 1, :n], enc_1)
             torch.testing.assert_close(h_b[:, i:i + 1], h_1)
             torch.testing.assert_close(logits_b[i:i + 1], model(one_src, one_len, tgt[i:i + 1])[0])
-            one = q3.decode(model, one_src, one_len, max_len=8)[0]
+            one = decoding.decode(model, one_src, one_len, max_len=8)[0]
             assert greedy_b[i, : len(one)].tolist() == one.tolist()
             assert (greedy_b[i, len(one):] == p2g.PAD).all()
 
@@ -91,7 +92,7 @@ def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn):
         bulk, _ = model(src, lengths, tgt)
         enc, state = model.encoder(src, lengths)
         steps = []
-        for t in range(tgt.size(1)):
+        for t in range(tgt.size(1) - 1):  # the whole target goes in; its last token is never an input
             out, state = model.decoder(tgt[:, t:t + 1], state, enc, lengths)
             steps.append(model.generator(out))
     torch.testing.assert_close(bulk, torch.cat(steps, 1), atol=1e-5, rtol=1e-5)
@@ -99,27 +100,30 @@ def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn):
 
 # ---- next-token rules --------------------------------------------------------------------------
 
-PROBS = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15])  # ranking: 1, 3, 4, 2, 0
+PROBS = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15], dtype=torch.double)  # ranking: 1, 3, 4, 2, 0
 
 
 @pytest.mark.parametrize("p, support", [
     (0.1, {1}), (0.4, {1}), (0.41, {1, 3}), (0.7, {1, 3}), (0.71, {1, 3, 4}), (0.85, {1, 3, 4}),
     (0.9, {1, 3, 4, 2}), (0.95, {1, 3, 4, 2}), (0.96, {0, 1, 2, 3, 4}), (1.0, {0, 1, 2, 3, 4}),
 ])
-def test_nucleus_support_is_the_smallest_top_set_reaching_p(p, support):
-    mask = q3.nucleus_support(PROBS.double()[None], p)[0]
-    assert set(mask.nonzero().flatten().tolist()) == support
+def test_nucleus_samples_come_from_the_smallest_top_set_reaching_p(p, support):
+    """20,000 draws: every token of V^(p) (probability >= 0.05) appears, no other token ever does."""
+    logits = PROBS.log()[None].expand(20_000, -1)
+    drawn = q3.nucleus_sampling(logits, p, torch.Generator().manual_seed(0))
+    assert drawn.shape == (20_000, 1)
+    assert set(drawn.flatten().tolist()) == support
 
 
 def test_nucleus_sampling_follows_the_renormalised_distribution():
     gen = torch.Generator().manual_seed(0)
     n = 40_000
     logits = PROBS.log()[None].expand(n, -1)
-    counts = torch.bincount(q3.nucleus_sample(logits, 0.8, gen), minlength=5).double() / n
+    counts = torch.bincount(q3.nucleus_sampling(logits, 0.8, gen).flatten(), minlength=5).double() / n
     expected = torch.tensor([0.0, 0.4, 0.0, 0.3, 0.15], dtype=torch.double) / 0.85
     torch.testing.assert_close(counts, expected, atol=0.01, rtol=0)
-    full = torch.bincount(q3.nucleus_sample(logits, 1.0, gen), minlength=5).double() / n
-    torch.testing.assert_close(full, PROBS.double(), atol=0.01, rtol=0)
+    full = torch.bincount(q3.nucleus_sampling(logits, 1.0, gen).flatten(), minlength=5).double() / n
+    torch.testing.assert_close(full, PROBS, atol=0.01, rtol=0)
 
 
 def test_skeleton_contracts_take_1d_logits():
@@ -193,10 +197,10 @@ def test_tiny_model_overfits_and_checkpoint_round_trips(tiny_corpus, tmp_path, c
     assert (out / "tiny-err_rate.pdf").exists()
     ckpt_data = torch.load(ckpt, weights_only=True)
     assert ckpt_data["config"]["use_attn"] is True
-    result = q3.main(["test"] + common)  # no --use_attn: the checkpoint knows
+    [result] = q3.main(["test"] + common)  # no --use_attn: the checkpoint knows
     assert result["cer"] == 0.0 and result["wer"] == 0.0
     assert "Test CER: 0.0000, Test WER: 0.0000" in capsys.readouterr().out
-    sampled = q3.main(["test", "--topp", "0.8"] + common)
+    [sampled] = q3.main(["test", "--topp", "0.8"] + common)
     exs = sampled["examples"]
     assert all(len(ex["samples"]) == 3 for ex in exs)
     per_sample_wer = [sum(ex["samples"][j] != ex["gold"] for ex in exs) / len(exs) for j in range(3)]
@@ -247,8 +251,8 @@ def trained_tiny(tmp_path_factory):
 def test_beam_size_one_is_greedy(trained_tiny):
     model, dataset = trained_tiny
     src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
-    greedy = q3.decode(model, src, lengths, max_len=12)
-    beams = q3.beam_search(model, src, lengths, max_len=12, beam_size=1)
+    greedy = decoding.decode(model, src, lengths, max_len=12)
+    beams = decoding.beam_search(model, src, lengths, max_len=12, beam_size=1)
     for row, found in zip(greedy.tolist(), beams):
         expected = row[: row.index(p2g.EOS) + 1] if p2g.EOS in row else row
         assert found[0][0] == expected
@@ -257,13 +261,13 @@ def test_beam_size_one_is_greedy(trained_tiny):
 def test_beam_scores_are_teacher_forced_log_probabilities(trained_tiny):
     model, dataset = trained_tiny
     src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
-    beams = q3.beam_search(model, src, lengths, max_len=12, beam_size=3)
+    beams = decoding.beam_search(model, src, lengths, max_len=12, beam_size=3)
     for i, found in enumerate(beams):
         assert len(found) == 3
         for seq, log_prob, score in found:
             tgt = torch.tensor([[p2g.SOS] + seq])
             with torch.no_grad():
-                logits, _ = model(src[i:i + 1, : lengths[i]], lengths[i:i + 1], tgt[:, :-1])
+                logits, _ = model(src[i:i + 1, : lengths[i]], lengths[i:i + 1], tgt)
             expected = torch.log_softmax(logits, -1)[0].gather(1, tgt[0, 1:, None]).sum().item()
             assert log_prob == pytest.approx(expected, abs=1e-4)
             assert score == pytest.approx(log_prob / len(seq))
@@ -272,20 +276,18 @@ def test_beam_scores_are_teacher_forced_log_probabilities(trained_tiny):
 def test_batched_beam_equals_single_example_beam(trained_tiny):
     model, dataset = trained_tiny
     src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
-    batched = q3.beam_search(model, src, lengths, max_len=12, beam_size=4)
+    batched = decoding.beam_search(model, src, lengths, max_len=12, beam_size=4)
     for i in range(len(dataset)):
-        one = q3.beam_search(model, src[i:i + 1, : lengths[i]], lengths[i:i + 1], max_len=12, beam_size=4)[0]
+        one = decoding.beam_search(model, src[i:i + 1, : lengths[i]], lengths[i:i + 1], max_len=12, beam_size=4)[0]
         assert [h[0] for h in one] == [h[0] for h in batched[i]]
         assert [h[1] for h in one] == pytest.approx([h[1] for h in batched[i]], abs=1e-5)
 
 
 def test_heatmap_rows_sum_to_one(trained_tiny, tmp_path):
     model, dataset = trained_tiny
-    args = argparse.Namespace(plot_attn=4, max_len=12, out_dir=str(tmp_path), checkpoint_name="tiny.pt")
     src_vocab = p2g.Vocabulary.build(p.split() for p, _ in WORDS)
     tgt_vocab = p2g.Vocabulary.build(w for _, w in WORDS)
-    q3.plot_attention(model, dataset, src_vocab, tgt_vocab, args, torch.device("cpu"))
-    words = json.loads((tmp_path / "tiny-attention.json").read_text())["words"]
+    words = diagnostics.plot_attention(model, dataset, src_vocab, tgt_vocab, 4, 12, str(tmp_path / "tiny-attention"))
     assert len(words) == 4 and (tmp_path / "tiny-attention.png").exists()
     for w in words:
         assert all(abs(s - 1) < 1e-4 for s in w["row_sums"])
@@ -313,12 +315,11 @@ def test_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output):
 
 def test_gold_log_probs_sum_the_teacher_forced_token_log_probs(trained_tiny):
     model, dataset = trained_tiny
-    args = argparse.Namespace(eval_batch_size=5)
-    log_probs, lengths = q3.gold_log_probs(model, dataset, args, torch.device("cpu"))
+    log_probs, lengths = decoding.gold_log_probs(model, dataset, batch_size=5)
     for i in range(len(dataset)):
         src, tgt = dataset[i]
         with torch.no_grad():
-            logits, _ = model(src[None], torch.tensor([len(src)]), tgt[None, :-1])
+            logits, _ = model(src[None], torch.tensor([len(src)]), tgt[None])
         expected = torch.log_softmax(logits[0], -1).gather(1, tgt[1:, None]).sum()
         torch.testing.assert_close(log_probs[i], expected, atol=1e-5, rtol=1e-5)
         assert lengths[i] == len(tgt) - 1
@@ -345,3 +346,121 @@ def test_collate_samples_equals_batching_by_index():
     idx = torch.tensor([4, 0, 10])
     for a, b in zip(p2g.collate_samples([dataset[i] for i in idx.tolist()]), dataset.batch(idx)):
         assert torch.equal(a, b)
+
+
+# ---- the course's contract: its hw2-q3.py drives our modules like this ------------------------
+
+def course_model(use_attn, V_src=12, V_tgt=10, H=16, dropout=0.3):
+    """Built exactly as the course's hw2-q3.py builds it: positional arguments, no extras."""
+    encoder = Encoder(V_src, H, p2g.PAD, dropout)
+    attn = BahdanauAttention(H) if use_attn else None
+    return Seq2Seq(encoder, Decoder(H, V_tgt, attn, p2g.PAD, dropout))
+
+
+def course_generate(model, src, next_token_func, max_len=10):
+    """The course's generation loop for one word (batch 1): 1-D logits, a (1,) token per step."""
+    src_lengths = (src != p2g.PAD).sum(1)
+    predicted = [torch.full([1, 1], p2g.SOS, dtype=torch.long)]
+    with torch.no_grad():
+        encoder_outputs, dec_state = model.encoder(src, src_lengths)
+        if dec_state[0].shape[0] == 2:
+            dec_state = reshape_state(dec_state)
+        for _ in range(max_len):
+            output, dec_state = model.decoder(predicted[-1], dec_state, encoder_outputs, src_lengths)
+            next_token = next_token_func(model.generator(output.view(-1)))
+            assert next_token.shape == (1,) and next_token.dtype == torch.long
+            predicted.append(next_token.view(1, 1))
+            if int(next_token) == p2g.EOS:
+                break
+    return torch.cat(predicted).squeeze().tolist()[1:]
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_course_training_step_takes_the_whole_target(use_attn):
+    torch.manual_seed(0)
+    model = course_model(use_attn).train()
+    src, lengths, tgt = random_batch()
+    tgt[:, -1] = p2g.EOS
+    assert torch.equal((src != p2g.PAD).sum(1), lengths)  # how the course computes the lengths
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=p2g.PAD)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        outputs, _ = model(src, lengths, tgt)
+        assert outputs.shape == (5, tgt.size(1) - 1, 10), "one prediction per target position after SOS"
+        loss = criterion(outputs.reshape(-1, outputs.shape[-1]), tgt[:, 1:].reshape(-1))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_course_generation_loop_matches_batched_greedy_decoding(use_attn):
+    torch.manual_seed(1)
+    model = course_model(use_attn).eval()
+    src, lengths, _ = random_batch()
+    batched = decoding.decode(model, src, lengths, max_len=10).tolist()
+    for i, n in enumerate(lengths.tolist()):
+        one = course_generate(model, src[i:i + 1, :n], q3.greedy_next_token)
+        assert one == batched[i][: len(one)]
+        sampled = course_generate(model, src[i:i + 1, :n], lambda logits: q3.nucleus_sampling(logits, p=0.8))
+        assert all(0 <= t < 10 for t in sampled)
+        tiny_p = course_generate(model, src[i:i + 1, :n], lambda logits: q3.nucleus_sampling(logits, p=1e-6))
+        assert tiny_p == one  # a nucleus of one token is greedy
+
+
+def test_decoder_takes_the_encoder_state_in_either_layout():
+    torch.manual_seed(0)
+    model = course_model(True).eval()
+    src, lengths, tgt = random_batch()
+    enc, _ = model.encoder(src, lengths)
+    raw = (torch.randn(2, 5, 8), torch.randn(2, 5, 8))  # (num_directions, B, H/2), as nn.LSTM returns it
+    with torch.no_grad():
+        torch.testing.assert_close(model.decoder(tgt, raw, enc, lengths)[0],
+                                   model.decoder(tgt, reshape_state(raw), enc, lengths)[0])
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_bare_state_dict_round_trips_into_fresh_modules(use_attn, tmp_path):
+    torch.manual_seed(0)
+    trained = course_model(use_attn).eval()
+    torch.save(trained.state_dict(), tmp_path / "model.pt")
+    torch.manual_seed(1)
+    fresh = course_model(use_attn)
+    fresh.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))  # strict
+    fresh.eval()
+    src, lengths, tgt = random_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(src, lengths, tgt)[0], trained(src, lengths, tgt)[0])
+
+
+def test_encoder_final_state_is_forward_at_last_real_step_and_backward_at_step_0():
+    torch.manual_seed(0)
+    encoder = Encoder(12, 16, p2g.PAD, 0.0).eval()
+    src, lengths, _ = random_batch()
+    with torch.no_grad():
+        outputs, (h, c) = encoder(src, lengths)
+    assert h.shape == c.shape == (1, 5, 16)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(h[0, i, :8], outputs[i, n - 1, :8])
+        torch.testing.assert_close(h[0, i, 8:], outputs[i, 0, 8:])
+
+
+def test_tsv_that_is_not_utf8_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.tsv"
+    path.write_bytes("d ɔ ɡ\tdog\n".encode() + "k a f e\tcaf\xe9\n".encode("latin-1"))
+    with pytest.raises(p2g.DataError, match=r"latin1.tsv:2: not UTF-8"):
+        p2g.read_tsv_corpus(str(path))
+
+
+def test_damaged_checkpoint_is_a_one_line_error(trained_tiny, tmp_path, capsys):
+    model, _ = trained_tiny
+    path = tmp_path / "damaged.pt"
+    torch.save({"kind": q3.CHECKPOINT_KIND, "config": {"hidden_size": 32, "dropout": 0.0, "use_attn": False},
+                "src_vocab": ["a"] * 29, "tgt_vocab": ["b"] * 24, "model": model.state_dict()}, path)
+    with pytest.raises(SystemExit):
+        q3.load_checkpoint(str(path), torch.device("cpu"))
+    err = capsys.readouterr().err.strip()
+    assert "damaged.pt: damaged checkpoint" in err and len(err.splitlines()) == 1

@@ -1,0 +1,147 @@
+"""Q3 batched decoding: greedy or sampled decoding with a `finished` mask, beam search, and the
+teacher-forced score of the gold spellings. A new decoding strategy goes here.
+
+Every function decodes whole batches and leaves the model's mode alone: the caller sets eval().
+"""
+import torch
+
+from data import EOS, PAD, SOS
+
+
+def argmax_token(logits):
+    """(B, V) logits -> (B, 1) most probable tokens."""
+    return logits.argmax(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def decode(model, src, src_lengths, max_len, next_token=argmax_token):
+    """Decode a whole batch one step at a time: (B, S) -> (B, <=max_len) token ids, PAD after each EOS.
+
+    next_token maps (B, V) logits to (B, 1) tokens (greedy by default, or a sampler)."""
+    encoder_outputs, state = model.encoder(src, src_lengths)
+    attn = model.decoder.attn
+    keys = attn.project_keys(encoder_outputs) if attn is not None else None  # once per batch
+    B = src.size(0)
+    token = torch.full((B, 1), SOS, dtype=torch.long, device=src.device)
+    finished = torch.zeros(B, dtype=torch.bool, device=src.device)
+    out = []
+    for _ in range(max_len):
+        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)  # (B, 1, H)
+        nxt = next_token(model.generator(hidden[:, -1])).view(B).masked_fill(finished, PAD)
+        out.append(nxt)
+        finished |= nxt == EOS
+        if finished.all():
+            break
+        token = nxt[:, None]
+    return torch.stack(out, dim=1)
+
+
+def decode_dataset(model, dataset, tgt_vocab, batch_size, max_len, next_token=argmax_token):
+    """The predicted spelling of every example, in dataset order (decoded in length-sorted batches)."""
+    device = next(model.parameters()).device
+    preds = [None] * len(dataset)
+    for idx in dataset.batches(batch_size, by_length=True):
+        src, src_lengths, _, _ = dataset.batch(idx)
+        ids = decode(model, src.to(device), src_lengths.to(device), max_len, next_token).cpu().tolist()
+        for i, row in zip(idx.tolist(), ids):
+            preds[i] = "".join(tgt_vocab.decode(row))
+    return preds
+
+
+def as_list(model):
+    """One model or an ensemble given as a list -> a list of models."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
+@torch.no_grad()
+def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0):
+    """Beam search for a whole batch, beams laid out as a (B*K) batch; model may be a list of models,
+    an ensemble whose log-probabilities are averaged at every step.
+
+    Returns, per example, its finished hypotheses sorted best first as (tokens, log_prob, score),
+    score = log_prob / len**length_penalty (len counts EOS). At each step the 2K best candidates
+    are ranked; EOS candidates among the first K are finished, the first K others go on. An
+    example is done when it has K finished hypotheses; at max_len the live beams are finished as
+    they are. K = 1 is exactly greedy decoding.
+    """
+    B, K = src.size(0), beam_size
+    rep = lambda t: t.repeat_interleave(K, dim=0)  # (B, ...) -> (B*K, ...)
+    members = []  # per model: the model, its encoder outputs, projected keys and decoder state
+    for m in as_list(model):
+        encoder_outputs, (h, c) = m.encoder(src, src_lengths)
+        keys = m.decoder.attn.project_keys(encoder_outputs) if m.decoder.attn is not None else None
+        members.append([m, rep(encoder_outputs), rep(keys) if keys is not None else None,
+                        (h.repeat_interleave(K, dim=1), c.repeat_interleave(K, dim=1))])  # state (1, B*K, H)
+    src_lengths = rep(src_lengths)
+    token = torch.full((B * K, 1), SOS, dtype=torch.long, device=src.device)
+    scores = torch.full((B, K), float("-inf"), device=src.device)
+    scores[:, 0] = 0.0  # one live beam at the start
+    seqs = torch.zeros((B * K, 0), dtype=torch.long, device=src.device)
+    finished = [[] for _ in range(B)]
+    done = torch.zeros(B, dtype=torch.bool)
+    offsets = (torch.arange(B, device=src.device) * K)[:, None]  # (B, 1)
+    norm = lambda lp, n: lp / n ** length_penalty
+    for t in range(max_len):
+        logp = 0.0
+        for member in members:
+            m, encoder_outputs, keys, state = member
+            hidden, member[3] = m.decoder(token, state, encoder_outputs, src_lengths, keys=keys)
+            logp = logp + torch.log_softmax(m.generator(hidden[:, -1]).float(), dim=-1)  # (B*K, V)
+        logp = logp / len(members)
+        V = logp.size(-1)
+        cand, flat = (scores.view(-1, 1) + logp).view(B, K * V).topk(2 * K, dim=-1)  # (B, 2K)
+        origin, tok = flat // V, flat % V
+        is_eos = tok == EOS
+        for b, j in (is_eos[:, :K] & torch.isfinite(cand[:, :K])).nonzero().tolist():
+            if not done[b] and len(finished[b]) < K:
+                seq = seqs[offsets[b, 0] + origin[b, j]].tolist() + [EOS]
+                finished[b].append((seq, cand[b, j].item(), norm(cand[b, j].item(), t + 1)))
+        done |= torch.tensor([len(f) >= K for f in finished])
+        if done.all():
+            break
+        live, pick = cand.masked_fill(is_eos, float("-inf")).topk(K, dim=-1)  # the K best non-EOS
+        scores = live.masked_fill(done[:, None].to(live.device), float("-inf"))
+        rows = (offsets + origin.gather(1, pick)).view(-1)  # (B*K,) beam each new beam extends
+        token = tok.gather(1, pick).view(-1, 1)
+        seqs = torch.cat([seqs[rows], token], dim=1)
+        for member in members:
+            member[3] = (member[3][0][:, rows], member[3][1][:, rows])
+    else:  # max_len reached: the live beams of unfinished examples end here
+        for b in (~done).nonzero().flatten().tolist():
+            for j in range(K):
+                if torch.isfinite(scores[b, j]):
+                    lp = scores[b, j].item()
+                    finished[b].append((seqs[b * K + j].tolist(), lp, norm(lp, max_len)))
+    return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]
+
+
+def beam_search_dataset(model, dataset, tgt_vocab, batch_size, max_len, beam_size, length_penalty=1.0):
+    """(hyps, best_scores) in dataset order: per example its distinct spellings best first, and the
+    score of the best one. batch_size counts words: each batch holds batch_size // beam_size of them."""
+    device = next(as_list(model)[0].parameters()).device
+    hyps, best_scores = [None] * len(dataset), [None] * len(dataset)
+    for idx in dataset.batches(max(1, batch_size // beam_size), by_length=True):
+        src, src_lengths, _, _ = dataset.batch(idx)
+        found = beam_search(model, src.to(device), src_lengths.to(device), max_len, beam_size, length_penalty)
+        for i, f in zip(idx.tolist(), found):
+            spellings = ["".join(tgt_vocab.decode(seq)) for seq, _, _ in f]
+            hyps[i] = list(dict.fromkeys(spellings))  # distinct, order kept
+            best_scores[i] = f[0][2]
+    return hyps, best_scores
+
+
+@torch.no_grad()
+def gold_log_probs(model, dataset, batch_size):
+    """Teacher-forced log-probability of every gold spelling (EOS included; an ensemble's is the mean of
+    its models'), and its length in tokens."""
+    models = as_list(model)
+    device = next(models[0].parameters()).device
+    log_probs, lengths = torch.zeros(len(dataset)), dataset.tgt_lengths - 1
+    for idx in dataset.batches(batch_size, by_length=True):
+        src, src_lengths, tgt, _ = (t.to(device) for t in dataset.batch(idx))
+        lp = 0.0
+        for m in models:
+            logits, _ = m(src, src_lengths, tgt)  # (B, T-1, V) for tgt[:, 1:]
+            lp = lp + torch.log_softmax(logits.float(), dim=-1).gather(2, tgt[:, 1:, None]).squeeze(2)  # (B, T-1)
+        log_probs[idx] = (lp / len(models)).masked_fill(tgt[:, 1:] == PAD, 0.0).sum(1).cpu()
+    return log_probs, lengths

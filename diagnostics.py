@@ -1,0 +1,120 @@
+"""Q3 diagnostics: what the model gets wrong (error categories, CER by length, search vs model errors)
+and where it looks (attention heatmaps)."""
+from collections import Counter, defaultdict
+
+import Levenshtein
+import torch
+
+import utils
+from data import EOS, SOS
+from decoding import decode, gold_log_probs
+
+VOWELS = set("aeiouy")
+
+
+def error_category(pred, gold):
+    """A coarse label for one wrong spelling, from its Levenshtein edit operations."""
+    squeeze = lambda w: "".join(ch for i, ch in enumerate(w) if i == 0 or ch != w[i - 1])
+    if pred.lower() == gold.lower():
+        return "capitalisation"
+    if squeeze(pred) == squeeze(gold):
+        return "double vs single letter"
+    ops = Levenshtein.editops(pred, gold)
+    if all(op == "insert" for op, _, _ in ops):
+        return "letters left out (e.g. silent)"
+    if all(op == "delete" for op, _, _ in ops):
+        return "letters added"
+    letters = {pred[i] for op, i, _ in ops if op != "insert"} | {gold[j] for op, _, j in ops if op != "delete"}
+    if letters <= VOWELS:
+        return "vowel spelling only"
+    return "other"
+
+
+def error_analysis(examples, stem):
+    """CER by gold length (a figure), most frequent substitutions, and error categories with examples.
+    examples: dicts with phonemes, gold and pred."""
+    by_len = defaultdict(lambda: [0, 0, 0])  # length -> [edit distance, characters, words]
+    subs, cats, cat_examples = Counter(), Counter(), defaultdict(list)
+    for ex in examples:
+        p, g = ex["pred"], ex["gold"]
+        row = by_len[min(len(g), 14)]
+        row[0] += Levenshtein.distance(p, g)
+        row[1] += len(g)
+        row[2] += 1
+        for op, i, j in Levenshtein.editops(p, g):
+            if op == "replace":
+                subs[f"{g[j]}->{p[i]}"] += 1  # gold letter written as predicted letter
+        if p != g:
+            cat = error_category(p, g)
+            cats[cat] += 1
+            if len(cat_examples[cat]) < 3:
+                cat_examples[cat].append({"phonemes": ex["phonemes"], "gold": g, "pred": p})
+    lengths = sorted(by_len)
+    cer_by_len = {str(n): {"cer": by_len[n][0] / by_len[n][1], "words": by_len[n][2]} for n in lengths}
+    plt = utils.plt_style()
+    fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    ax.bar([str(n) if n < 14 else "14+" for n in lengths], [cer_by_len[str(n)]["cer"] for n in lengths],
+           color="tab:blue")
+    ax.set_xlabel("Length of the gold spelling (characters)")
+    ax.set_ylabel("Test CER")
+    utils.save_figure(fig, f"{stem}-cer_by_length")
+    n_wrong = sum(cats.values())
+    return {"cer_by_length": cer_by_len, "n_wrong": n_wrong,
+            "top_substitutions": [{"gold": k.split("->")[0], "pred": k.split("->")[1], "count": v}
+                                  for k, v in subs.most_common(12)],
+            "categories": [{"category": c, "count": n, "share": n / n_wrong, "examples": cat_examples[c]}
+                           for c, n in cats.most_common()]}
+
+
+def search_errors(model, dataset, preds, golds, best_scores, batch_size, length_penalty=1.0):
+    """Of the wrong words, how many are search errors: the model scores the gold spelling above what
+    the search returned, so a better search could fix them; the rest are model errors."""
+    gold_lp, gold_len = gold_log_probs(model, dataset, batch_size)
+    gold_score = gold_lp / gold_len.float() ** length_penalty
+    wrong = [i for i, (p, g) in enumerate(zip(preds, golds)) if p != g]
+    n_search = sum(gold_score[i].item() > best_scores[i] for i in wrong)
+    return {"n_wrong": len(wrong), "search_errors": n_search, "model_errors": len(wrong) - n_search}
+
+
+@torch.no_grad()
+def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=0):
+    """Attention weights (output characters x source phonemes) of the greedy output for n test words;
+    writes stem.pdf/.png and stem.json (the weights and their row sums)."""
+    assert model.decoder.attn is not None, "plot_attention needs a model with attention"
+    device = next(model.parameters()).device
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    src, src_lengths, _, _ = (t.to(device) for t in dataset.batch(idx))
+    pred = decode(model, src, src_lengths, max_len)  # (n, T)
+    tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)  # the decoder drops the last token
+    enc, state = model.encoder(src, src_lengths)
+    _, _, weights = model.decoder(tgt, state, enc, src_lengths, return_weights=True)  # (n, T, S)
+    plt = utils.plt_style()
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows), squeeze=False)
+    record, image = [], None
+    for a, ax in enumerate(axes.flat):
+        ax.grid(False)
+        if a >= n:
+            ax.axis("off")
+            continue
+        S = int(src_lengths[a])
+        out = pred[a].tolist()
+        T = out.index(EOS) + 1 if EOS in out else len(out)
+        w = weights[a, :T, :S].cpu()
+        src_sym = [src_vocab.itos[i] for i in src[a, :S].tolist()]
+        tgt_sym = [tgt_vocab.itos[i] if i != EOS else "</s>" for i in out[:T]]
+        image = ax.imshow(w.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(S), src_sym, fontsize=10)
+        ax.set_yticks(range(T), tgt_sym, fontsize=10)
+        ax.set_xlabel("source phoneme", fontsize=8)
+        ax.set_ylabel("output character", fontsize=8)
+        word, gold = "".join(tgt_vocab.decode(out)), dataset.pairs[int(idx[a])][1]
+        ax.set_title(word if word == gold else f"{word} (gold: {gold})", fontsize=10)
+        record.append({"phonemes": src_sym, "pred": tgt_sym, "gold": gold,
+                       "weights": [[round(v, 4) for v in r] for r in w.tolist()],
+                       "row_sums": [round(v, 6) for v in w.sum(1).tolist()]})
+    fig.tight_layout()
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
+    utils.save_figure(fig, stem)
+    return record
