@@ -124,27 +124,39 @@ def collate_samples(samples, padding_idx=PAD):
     return src, src_lengths, tgt, tgt_lengths
 
 
-def islex_corpus(seed=42, sizes=(10_000, 1_000, 1_000)):
-    """An English IPA -> spelling set from the ISLEX lexicon shipped in pysle (MIT licence).
-
-    Lowercase alphabetic words only, the first pronunciation of each, stress and syllable marks
-    stripped, a fixed seeded split into train / valid / test.
-    """
+def islex_path():
     import pysle
 
-    path = os.path.join(os.path.dirname(pysle.__file__), "data", "ISLEdict.txt")
-    seen, pairs = set(), []
-    with open(path, encoding="utf-8") as f:
+    return os.path.join(os.path.dirname(pysle.__file__), "data", "ISLEdict.txt")
+
+
+def islex_entries():
+    """(headword, phonemes) for each single-word entry of the ISLEX lexicon shipped in pysle (MIT licence):
+    stress and syllable marks stripped, every pronunciation of a word in the lexicon's order."""
+    with open(islex_path(), encoding="utf-8") as f:
         for line in f:
             head, _, rest = line.partition("(")
             fields = rest.split("#")
-            if len(fields) != 3 or not head.isalpha() or not head.islower() or not head.isascii() or head in seen:
+            if len(fields) != 3:
                 continue  # multi-word entries have more '#' fields
             phones = [p.replace("ˈ", "").replace("ˌ", "") for p in fields[1].split() if p != "."]
-            phones = [p for p in phones if p]
-            if phones:
-                seen.add(head)
-                pairs.append((phones, head))
+            yield head.strip(), [p for p in phones if p]
+
+
+def islex_words():
+    """The lowercased alphabetic headwords of ISLEX: a list of real English words."""
+    return {head.lower() for head, _ in islex_entries() if head.isalpha()}
+
+
+def islex_corpus(seed=42, sizes=(10_000, 1_000, 1_000)):
+    """An English IPA -> spelling set from ISLEX: lowercase ASCII alphabetic words only, the first
+    pronunciation of each, a fixed seeded split into train / valid / test."""
+    seen, pairs = set(), []
+    for head, phones in islex_entries():
+        if not head.isalpha() or not head.islower() or not head.isascii() or head in seen or not phones:
+            continue
+        seen.add(head)
+        pairs.append((phones, head))
     random.Random(seed).shuffle(pairs)
     out, start = {}, 0
     for split, n in zip(SPLITS, sizes):

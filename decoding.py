@@ -116,18 +116,20 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
 
 
 def beam_search_dataset(model, dataset, tgt_vocab, batch_size, max_len, beam_size, length_penalty=1.0):
-    """(hyps, best_scores) in dataset order: per example its distinct spellings best first, and the
-    score of the best one. batch_size counts words: each batch holds batch_size // beam_size of them."""
+    """Per example, in dataset order, its distinct spellings best first as (spelling, log_prob, score)
+    (a spelling reached twice keeps its better hypothesis). batch_size counts hypotheses: each batch
+    holds batch_size // beam_size words."""
     device = next(as_list(model)[0].parameters()).device
-    hyps, best_scores = [None] * len(dataset), [None] * len(dataset)
+    nbest = [None] * len(dataset)
     for idx in dataset.batches(max(1, batch_size // beam_size), by_length=True):
         src, src_lengths, _, _ = dataset.batch(idx)
         found = beam_search(model, src.to(device), src_lengths.to(device), max_len, beam_size, length_penalty)
-        for i, f in zip(idx.tolist(), found):
-            spellings = ["".join(tgt_vocab.decode(seq)) for seq, _, _ in f]
-            hyps[i] = list(dict.fromkeys(spellings))  # distinct, order kept
-            best_scores[i] = f[0][2]
-    return hyps, best_scores
+        for i, hyps in zip(idx.tolist(), found):
+            distinct = {}
+            for seq, log_prob, score in hyps:
+                distinct.setdefault("".join(tgt_vocab.decode(seq)), (log_prob, score))
+            nbest[i] = [(w, lp, sc) for w, (lp, sc) in distinct.items()]
+    return nbest
 
 
 @torch.no_grad()

@@ -115,6 +115,30 @@ def evaluate(model, X, y):
     return (predict(model, X) == y).float().mean().item()
 
 
+@torch.inference_mode()
+def evaluate_loss(model, X, y, batch_size=1000):
+    """Mean negative log-likelihood of model on (X, y), in eval mode."""
+    model.eval()
+    return sum(F.nll_loss(model(X[i:i + batch_size]), y[i:i + batch_size], reduction="sum").item()
+               for i in range(0, len(X), batch_size)) / len(X)
+
+
+@torch.inference_mode()
+def reestimated_bn_accuracy(model, X_train, X, y, batch_size=500):
+    """Accuracy on (X, y) of a copy of model whose batch-norm statistics are recomputed over the whole
+    training set (a cumulative average over large batches) instead of the running averages that
+    training with small batches leaves. Draws no random numbers: dropout stays off."""
+    probe = copy.deepcopy(model).eval()
+    bns = [m for m in probe.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    for i in range(0, len(X_train), batch_size):
+        probe(X_train[i:i + batch_size])
+    return evaluate(probe, X, y)
+
+
 def skeleton_view(X):
     """What the course skeleton's CNN sees: its loader flattens each channel-last (48, 48, 3) image and
     its forward does x.reshape(B, 3, 48, -1), so each "channel" is a third of the interleaved R, G, B
@@ -208,7 +232,9 @@ def fit_network(model, splits, args, lr, name):
     opt_cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer]
     optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=args.l2_decay)
     generator = torch.Generator().manual_seed(args.seed)
-    history = {"epoch": [], "train_loss": [], "val_acc": [], "epoch_seconds": []}
+    history = {"epoch": [], "train_loss": [], "val_acc": [], "epoch_seconds": [], "val_loss": []}
+    if not args.no_batch_norm:
+        history["val_acc_reestimated_bn"] = []
     best = {"val_acc": None, "epoch": 0, "state": None}
     status = "completed"
     for epoch in range(1, args.epochs + 1):
@@ -222,6 +248,9 @@ def fit_network(model, splits, args, lr, name):
         val_acc = evaluate(model, Xdv, ydv)
         for k, v in zip(history, (epoch, loss, val_acc, time.time() - t0)):
             history[k].append(round(v, 6) if isinstance(v, float) else v)
+        history["val_loss"].append(round(evaluate_loss(model, Xdv, ydv), 6))
+        if "val_acc_reestimated_bn" in history:  # evidence for the report: how much the running averages cost
+            history["val_acc_reestimated_bn"].append(round(reestimated_bn_accuracy(model, Xtr, Xdv, ydv), 6))
         if best["val_acc"] is None or val_acc > best["val_acc"]:
             best = {"val_acc": val_acc, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
         print(f"[{name}] epoch {epoch:2d}/{args.epochs} | train loss {loss:.4f} | val acc {val_acc:.4f} "

@@ -85,6 +85,15 @@ def save_json(obj, path):
     _atomic_replace(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
+def load_json(path):
+    """The JSON object in path; a one-line error naming the file if it is missing or not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        die(f"{path}: cannot read JSON ({type(e).__name__}: {e})")
+
+
 def save_checkpoint(obj, path):
     """Atomically torch.save obj (state_dicts and plain types only, so weights_only loading works)."""
     try:

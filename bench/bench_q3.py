@@ -16,6 +16,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data as p2g  # noqa: E402
+import checkpoints  # noqa: E402
 import decoding  # noqa: E402
 import utils  # noqa: E402
 from models import build_model  # noqa: E402
@@ -84,7 +85,7 @@ def main():
 
     trained = None
     if args.checkpoint:
-        trained, src_vocab, tgt_vocab, _ = q3.load_checkpoint(args.checkpoint, torch.device("cpu"))
+        trained, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(args.checkpoint, torch.device("cpu"))
         valid_set = p2g.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
     rows = {}
     for name in ("ours", "reference"):

@@ -204,3 +204,24 @@ def test_npz_with_object_arrays_is_a_one_line_error(tmp_path, capsys):
     np.savez(path, **arrays)
     err = one_line_error(capsys, lambda: utils.load_dataset(str(path)))
     assert "pickled.npz" in err and "'train_images'" in err
+
+
+def test_reestimated_bn_accuracy_leaves_model_and_random_stream_alone():
+    torch.manual_seed(0)
+    model = q2.CNN(0.1, batch_norm=True)
+    X, y = torch.rand(40, 3, 48, 48), torch.arange(40) % 6
+    model.train()
+    model(X[:8])  # running statistics from one small batch
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = torch.get_rng_state()
+    acc = q2.reestimated_bn_accuracy(model, X, X, y, batch_size=10)
+    assert 0 <= acc <= 1 and torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bn_run_records_validation_loss_and_reestimated_accuracy(tmp_path):
+    path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
+    q2.main(["-epochs", "2", "-data_path", path, "-out_dir", str(tmp_path), "-quiet"])
+    history = json.loads((tmp_path / "cnn-bn-lr0.01.json").read_text())["history"]
+    assert len(history["val_loss"]) == 2 and len(history["val_acc_reestimated_bn"]) == 2
+    assert all(v > 0 for v in history["val_loss"])

@@ -1,9 +1,11 @@
+import io
 import json
 
 import pytest
 import torch
 
 import data as p2g
+import checkpoints
 import decoding
 import diagnostics
 from utils import load_script
@@ -243,7 +245,7 @@ def trained_tiny(tmp_path_factory):
     q3.main(["train", "--use_attn", "--hidden_size", "32", "--dropout", "0", "--lr", "0.01", "--n_epochs", "8",
              "--batch_size", "4", "--data_dir", str(folder), "--out_dir", str(folder), "--checkpoint_name", str(ckpt),
              "--quiet"])
-    model, src_vocab, tgt_vocab, _ = q3.load_checkpoint(str(ckpt), torch.device("cpu"))
+    model, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(str(ckpt), torch.device("cpu"))
     dataset = p2g.Seq2SeqDataset([(p.split(), w) for p, w in WORDS], src_vocab, tgt_vocab)
     return model, dataset
 
@@ -458,9 +460,101 @@ def test_tsv_that_is_not_utf8_names_file_and_line(tmp_path):
 def test_damaged_checkpoint_is_a_one_line_error(trained_tiny, tmp_path, capsys):
     model, _ = trained_tiny
     path = tmp_path / "damaged.pt"
-    torch.save({"kind": q3.CHECKPOINT_KIND, "config": {"hidden_size": 32, "dropout": 0.0, "use_attn": False},
+    torch.save({"kind": checkpoints.KIND, "config": {"hidden_size": 32, "dropout": 0.0, "use_attn": False},
                 "src_vocab": ["a"] * 29, "tgt_vocab": ["b"] * 24, "model": model.state_dict()}, path)
     with pytest.raises(SystemExit):
-        q3.load_checkpoint(str(path), torch.device("cpu"))
+        checkpoints.load_or_die(str(path), torch.device("cpu"))
     err = capsys.readouterr().err.strip()
     assert "damaged.pt: damaged checkpoint" in err and len(err.splitlines()) == 1
+
+
+# ---- spell -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def spell_checkpoint(trained_tiny, tmp_path_factory):
+    model, _ = trained_tiny
+    path = tmp_path_factory.mktemp("spell") / "spell.pt"
+    src_vocab = p2g.Vocabulary.build(p.split() for p, _ in WORDS)
+    tgt_vocab = p2g.Vocabulary.build(w for _, w in WORDS)
+    config = {"use_attn": True, "hidden_size": 32, "dropout": 0.0, "dropout_site": "lstm", "enc_layers": 1}
+    checkpoints.save(str(path), model, config, src_vocab, tgt_vocab, epoch=8, val_cer=0.0, val_wer=0.0)
+    return str(path)
+
+
+def parse_spell_line(line):
+    phonemes, *hyps = line.split("\t")
+    return phonemes, [(h.rsplit(" ", 1)[0], float(h.rsplit(" ", 1)[1])) for h in hyps]
+
+
+def test_spell_gives_k_best_spellings_with_probabilities(spell_checkpoint, capsys):
+    lines = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "--beam_size", "3", "k æ t", "d ɔ ɡ"])
+    assert capsys.readouterr().out.splitlines() == lines and len(lines) == 2
+    for line, phonemes in zip(lines, ["k æ t", "d ɔ ɡ"]):
+        got, hyps = parse_spell_line(line)
+        assert got == phonemes and 1 <= len(hyps) <= 3
+        probs = [p for _, p in hyps]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+        assert len({w for w, _ in hyps}) == len(hyps)
+    assert parse_spell_line(lines[0])[1][0][0] == "cat"  # a training word comes first
+    five = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "k æ t"])
+    assert len(parse_spell_line(five[0])[1]) > 3  # the default K is 5
+
+
+def test_spell_reads_stdin_and_skips_empty_lines(spell_checkpoint, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("k æ t\n\n   \nm aʊ s\n"))
+    lines = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "--beam_size", "2"])
+    assert [parse_spell_line(line)[0] for line in lines] == ["k æ t", "m aʊ s"]
+    assert all(len(parse_spell_line(line)[1]) <= 2 for line in lines)
+
+
+def test_spell_warns_about_unknown_phonemes(spell_checkpoint, capsys):
+    lines = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "k æ ʘ t"])
+    err = capsys.readouterr().err
+    assert "ʘ" in err and "warning" in err and "Traceback" not in err
+    assert parse_spell_line(lines[0])[0] == "k æ ʘ t"
+
+
+def test_phonemes_outside_spell_are_an_argparse_error():
+    with pytest.raises(SystemExit):
+        q3.parse_args(["test", "k æ t"])
+
+
+# ---- the strong model: presets, deeper encoder, ensembles ---------------------------------------
+
+def test_preset_sets_defaults_that_explicit_flags_override():
+    args = q3.parse_args(["train", "--preset", "strong"])
+    for key, value in q3.PRESETS["strong"].items():
+        assert getattr(args, key) == value
+    assert q3.parse_args(["train", "--preset", "strong", "--hidden_size", "64"]).hidden_size == 64
+    plain = q3.parse_args(["train"])
+    assert (plain.hidden_size, plain.enc_layers, plain.label_smoothing, plain.select_on) == (128, 1, 0.0, "cer")
+
+
+def test_two_layer_encoder_hands_the_top_layer_to_the_decoder():
+    torch.manual_seed(0)
+    encoder = Encoder(12, 16, p2g.PAD, 0.0, num_layers=2).eval()
+    src, lengths, _ = random_batch()
+    with torch.no_grad():
+        outputs, (h, _) = encoder(src, lengths)
+    assert h.shape == (1, 5, 16)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(h[0, i, :8], outputs[i, n - 1, :8])
+        torch.testing.assert_close(h[0, i, 8:], outputs[i, 0, 8:])
+
+
+def test_ensemble_of_copies_equals_the_single_model_and_differs_from_either_member(trained_tiny):
+    model, dataset = trained_tiny
+    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    single = decoding.beam_search(model, src, lengths, max_len=12, beam_size=3)
+    copies = decoding.beam_search([model, model], src, lengths, max_len=12, beam_size=3)
+    for a, b in zip(single, copies):
+        assert [h[0] for h in a] == [h[0] for h in b]
+        assert [h[1] for h in a] == pytest.approx([h[1] for h in b], abs=1e-5)
+    torch.manual_seed(3)
+    other = build_model(model.encoder.embedding.num_embeddings, model.decoder.tgt_vocab_size, 32, 0.0, True).eval()
+    mixed = decoding.beam_search([model, other], src, lengths, max_len=12, beam_size=1)
+    lp_model, _ = decoding.gold_log_probs(model, dataset, batch_size=12)
+    lp_other, _ = decoding.gold_log_probs(other, dataset, batch_size=12)
+    lp_mixed, _ = decoding.gold_log_probs([model, other], dataset, batch_size=12)
+    torch.testing.assert_close(lp_mixed, (lp_model + lp_other) / 2)
+    assert mixed != decoding.beam_search(other, src, lengths, max_len=12, beam_size=1)

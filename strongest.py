@@ -1,0 +1,213 @@
+#!/usr/bin/env python
+"""Beyond the assignment: how far can this P2G data go?
+
+Trains the ablation routes and the strong model over several seeds with hw2-q3.py (a run whose
+results/q3/<name>-train.json exists is reused), chooses the decoding (single model or ensemble, beam
+size, length penalty) on the validation set, reads the test set once for that choice, and writes
+results/q3/strongest.json, results/q3/strongest-ablation.json and a figure comparing errors by length.
+
+    python strongest.py [--seeds 42 43 44] [--num_threads 1]
+"""
+import argparse
+import os
+import statistics
+import time
+
+import Levenshtein
+import torch
+
+import checkpoints
+import data as p2g
+import decoding
+import utils
+
+q3 = utils.load_script("hw2-q3")
+
+# Cumulative routes on the BiLSTM-attention model, seed 42; the last is --preset strong.
+ROUTES = [
+    ("cosine schedule, 30 epochs, checkpoint chosen on WER", "strong-abl-cosine-wer",
+     ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer"]),
+    ("+ hidden size 256", "strong-abl-h256",
+     ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer", "--hidden_size", "256"]),
+    ("+ 2 encoder layers", "strong-abl-h256-l2",
+     ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer", "--hidden_size", "256",
+      "--enc_layers", "2"]),
+    ("+ label smoothing 0.1 (--preset strong)", "strong-seed42", ["--preset", "strong", "--seed", "42"]),
+]
+BEAMS, PENALTIES = (1, 5, 10), (0.5, 1.0, 1.5)
+OTEANN_WER = 1 - 0.364  # Marjou (2020), arXiv 1912.13321: 36.4 % of English words right from IPA
+
+
+def train_if_missing(name, flags, args):
+    """Train results/q3/<name>-train.json's run unless it exists; return its train JSON."""
+    path = os.path.join(args.out_dir, f"{name}-train.json")
+    if not os.path.exists(path):
+        q3.main(["train", "--checkpoint_name", f"{name}.pt", "--out_dir", args.out_dir, "--quiet",
+                 "--num_threads", str(args.num_threads)] + flags)
+    return utils.load_json(path)
+
+
+def evaluate(model, dataset, golds, tgt_vocab, beam, penalty):
+    """CER, WER and predictions of one model or ensemble on dataset, with beam search (beam 1 = greedy)."""
+    nbest = decoding.beam_search_dataset(model, dataset, tgt_vocab, 500, 50, beam, penalty)
+    preds = [h[0][0] for h in nbest]
+    cer, wer = q3.cer_wer(preds, golds)
+    return {"cer": cer, "wer": wer}, preds
+
+
+def tune_decoding(models, dataset, golds, tgt_vocab):
+    """Validation CER/WER for every beam size and length penalty; the best by WER (ties: CER)."""
+    grid = []
+    for beam in BEAMS:
+        for penalty in (PENALTIES if beam > 1 else (1.0,)):
+            scores, _ = evaluate(models, dataset, golds, tgt_vocab, beam, penalty)
+            grid.append({"beam_size": beam, "length_penalty": penalty, "val_cer": scores["cer"], "val_wer": scores["wer"]})
+    return grid, min(grid, key=lambda r: (r["val_wer"], r["val_cer"]))
+
+
+def error_profile(preds, golds, words):
+    """What the wrong words are: real English words (ISLEX), proper nouns, words with non-ASCII letters."""
+    wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
+    n = len(wrong)
+    return {
+        "n_wrong": n,
+        "real_word_share": sum(p.lower() in words for p, _ in wrong) / n,
+        "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
+        "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
+        "examples_real_word": [{"gold": g, "pred": p} for p, g in wrong if p.lower() in words][:8],
+    }
+
+
+def wer_by_length(preds, golds, bins=((1, 4), (5, 6), (7, 8), (9, 10), (11, 99))):
+    out = []
+    for lo, hi in bins:
+        idx = [i for i, g in enumerate(golds) if lo <= len(g) <= hi]
+        out.append({"lengths": f"{lo}-{hi}" if hi < 99 else f"{lo}+", "words": len(idx),
+                    "wer": sum(preds[i] != golds[i] for i in idx) / len(idx),
+                    "cer": sum(Levenshtein.distance(preds[i], golds[i]) for i in idx) / sum(len(golds[i]) for i in idx)})
+    return out
+
+
+def plot_by_length(rows, stem):
+    plt = utils.plt_style()
+    fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    labels = [r["lengths"] for r in rows[0][1]]
+    width = 0.8 / len(rows)
+    for k, (name, prof) in enumerate(rows):
+        ax.bar([i + (k - (len(rows) - 1) / 2) * width for i in range(len(labels))], [r["wer"] for r in prof],
+               width, label=name)
+    ax.set_xticks(range(len(labels)), [f"{l}\n({r['words']} words)" for l, r in zip(labels, rows[0][1])], fontsize=8)
+    ax.set_xlabel("Length of the gold spelling (characters)")
+    ax.set_ylabel("Test WER")
+    ax.legend()
+    utils.save_figure(fig, stem)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of the strong model")
+    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads per training run")
+    p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv")
+    p.add_argument("--out_dir", default="results/q3", help="where the runs and the summary go")
+    args = p.parse_args()
+    torch.set_num_threads(args.num_threads)
+    try:
+        corpus, _ = p2g.load_corpus(args.data_dir, True)
+    except p2g.DataError as e:
+        utils.die(str(e))
+
+    ablation = []
+    baseline = utils.load_json(os.path.join(args.out_dir, "attn-train.json"))
+    ablation.append({"route": "assignment model (Q3b), greedy", "run": "attn", "config": baseline["config"],
+                     "train_minutes": round(baseline["wall_seconds"] / 60, 1),
+                     "val_cer": baseline["best_val_cer"], "val_wer": baseline["best_val_wer"]})
+    for route, name, flags in ROUTES:
+        run = train_if_missing(name, flags, args)
+        ablation.append({"route": route + ", greedy", "run": name, "config": run["config"],
+                         "train_minutes": round(run["wall_seconds"] / 60, 1),
+                         "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"]})
+    runs = {s: train_if_missing(f"strong-seed{s}", ["--preset", "strong", "--seed", str(s)], args) for s in args.seeds}
+
+    loaded = {s: checkpoints.load_or_die(f"strong-seed{s}.pt", torch.device("cpu")) for s in args.seeds}
+    _, src_vocab, tgt_vocab, _ = loaded[args.seeds[0]]
+    sets = {s: p2g.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
+    golds = {s: [w for _, w in corpus[s]] for s in ("valid", "test")}
+    n_params = sum(t.numel() for t in loaded[args.seeds[0]][0].parameters())
+    for row in ablation:
+        model = checkpoints.model_from_config(row["config"], len(src_vocab), len(tgt_vocab))
+        row["params"] = sum(t.numel() for t in model.parameters())
+
+    single = loaded[args.seeds[0]][0]
+    grid_single, best_single = tune_decoding(single, sets["valid"], golds["valid"], tgt_vocab)
+    ablation.append({"route": f"+ beam search (size and length penalty chosen on validation): beam "
+                     f"{best_single['beam_size']}, penalty {best_single['length_penalty']:g}", "run": "strong-seed42",
+                     "val_cer": best_single["val_cer"], "val_wer": best_single["val_wer"]})
+    ensemble = [loaded[s][0] for s in args.seeds]
+    grid_ens, best_ens = tune_decoding(ensemble, sets["valid"], golds["valid"], tgt_vocab)
+    ablation.append({"route": f"+ ensemble of {len(ensemble)} seeds (mean log-probabilities), beam "
+                     f"{best_ens['beam_size']}, penalty {best_ens['length_penalty']:g}",
+                     "run": "+".join(f"strong-seed{s}" for s in args.seeds),
+                     "val_cer": best_ens["val_cer"], "val_wer": best_ens["val_wer"]})
+
+    # The choice is made on validation; the test set is read once, below, for it.
+    use_ensemble = (best_ens["val_wer"], best_ens["val_cer"]) <= (best_single["val_wer"], best_single["val_cer"])
+    choice = best_ens if use_ensemble else best_single
+    chosen = ensemble if use_ensemble else single
+    t0 = time.time()
+    test_scores, test_preds = evaluate(chosen, sets["test"], golds["test"], tgt_vocab, choice["beam_size"],
+                                       choice["length_penalty"])
+    test_seconds = time.time() - t0
+    ablation[-1 if use_ensemble else -2].update(test_cer=test_scores["cer"], test_wer=test_scores["wer"])
+    seeds = []
+    for s in args.seeds:
+        model = loaded[s][0]
+        val, _ = evaluate(model, sets["valid"], golds["valid"], tgt_vocab, choice["beam_size"], choice["length_penalty"])
+        test, _ = evaluate(model, sets["test"], golds["test"], tgt_vocab, choice["beam_size"], choice["length_penalty"])
+        seeds.append({"seed": s, "checkpoint": f"strong-seed{s}.pt", "val_cer": val["cer"], "val_wer": val["wer"],
+                      "test_cer": test["cer"], "test_wer": test["wer"],
+                      "train_minutes": round(runs[s]["wall_seconds"] / 60, 1), "best_epoch": runs[s]["best_epoch"]})
+
+    assignment = utils.load_json(os.path.join(args.out_dir, "attn-test-greedy.json"))
+    base_preds = [ex["pred"] for ex in assignment["examples"]]
+    assert [ex["gold"] for ex in assignment["examples"]] == golds["test"], "attn-test-greedy.json: other test set"
+    words = p2g.islex_words()
+    profile = {"assignment": error_profile(base_preds, golds["test"], words),
+               "strongest": error_profile(test_preds, golds["test"], words)}
+    by_length = {"assignment": wer_by_length(base_preds, golds["test"]),
+                 "strongest": wer_by_length(test_preds, golds["test"])}
+    stem = os.path.join(args.out_dir, "strongest")
+    plot_by_length([("assignment model, greedy", by_length["assignment"]),
+                    ("strongest" + (" ensemble" if use_ensemble else ""), by_length["strongest"])],
+                   f"{stem}-wer_by_length")
+    fixed = sum(b != g and t == g for b, t, g in zip(base_preds, test_preds, golds["test"]))
+    broken = sum(b == g and t != g for b, t, g in zip(base_preds, test_preds, golds["test"]))
+
+    minutes = [r["train_minutes"] for r in seeds]
+    summary = {
+        "test_wer": test_scores["wer"], "test_cer": test_scores["cer"],
+        "headline": (f"ensemble of {len(ensemble)} seeds" if use_ensemble else f"seed {args.seeds[0]}") +
+                    f", beam {choice['beam_size']}, length penalty {choice['length_penalty']:g}",
+        "ensemble": use_ensemble, "beam_size": choice["beam_size"], "length_penalty": choice["length_penalty"],
+        "val_wer": choice["val_wer"], "val_cer": choice["val_cer"], "selected_on": "valid",
+        "seeds": seeds, "seed_mean_test_wer": statistics.mean(r["test_wer"] for r in seeds),
+        "seed_mean_test_cer": statistics.mean(r["test_cer"] for r in seeds),
+        "config": runs[args.seeds[0]]["config"], "params": n_params,
+        "command": "python strongest.py --seeds " + " ".join(map(str, args.seeds)),
+        "train_minutes": max(minutes), "train_minutes_per_seed": minutes,
+        "train_threads": runs[args.seeds[0]]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
+        "decoding_grid": {"single": grid_single, "ensemble": grid_ens},
+        "errors": profile, "by_length": by_length, "fixed_vs_assignment": fixed, "broken_vs_assignment": broken,
+        "oteann_wer": OTEANN_WER, "examples": [{"gold": g, "pred": t, "assignment_pred": b}
+                                           for b, t, g in zip(base_preds, test_preds, golds["test"])],
+    }
+    utils.save_json(summary, f"{stem}.json")
+    utils.save_json({"selected_on": "valid", "rows": ablation}, f"{stem}-ablation.json")
+    for row in ablation:
+        test = f" | test CER {row['test_cer']:.4f} WER {row['test_wer']:.4f}" if "test_wer" in row else ""
+        print(f"{row['route']:<95} val CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{test}")
+    print(f"strongest ({summary['headline']}): test CER {summary['test_cer']:.4f}, WER {summary['test_wer']:.4f}; "
+          f"per seed test WER {', '.join(f'{r['test_wer']:.3f}' for r in seeds)}; wrote {stem}.json")
+
+
+if __name__ == "__main__":
+    main()
