@@ -118,3 +118,57 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
     utils.save_figure(fig, stem)
     return record
+
+
+SOURCE_BINS = ((1, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 99))
+
+
+def cer_by_source_length(examples, bins=SOURCE_BINS):
+    """Per bin of source lengths (phonemes): the number of words and the CER over them."""
+    rows = []
+    for lo, hi in bins:
+        exs = [ex for ex in examples if lo <= len(ex["phonemes"].split()) <= hi]
+        if exs:
+            rows.append({"phonemes": f"{lo}-{hi}" if hi < 99 else f"{lo}+", "words": len(exs),
+                         "cer": sum(Levenshtein.distance(ex["pred"], ex["gold"]) for ex in exs)
+                                / sum(len(ex["gold"]) for ex in exs)})
+    return rows
+
+
+def compare_by_source_length(runs, stem):
+    """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
+    the number of words in each bin; writes stem.pdf/.png and stem.json."""
+    table = {label: cer_by_source_length(utils.load_json(path)["examples"]) for label, path in runs.items()}
+    first = next(iter(table.values()))
+    plt = utils.plt_style()
+    fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    width = 0.8 / len(table)
+    for k, (label, rows) in enumerate(table.items()):
+        ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))], [r["cer"] for r in rows], width,
+               label=label)
+    ax.set_xticks(range(len(first)), [f"{r['phonemes']}\n{r['words']} words" for r in first], fontsize=8)
+    ax.set_xlabel("Length of the source (phonemes)")
+    ax.set_ylabel("Test CER")
+    ax.legend()
+    utils.save_figure(fig, stem)
+    utils.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
+    return table
+
+
+def main():
+    import argparse
+
+    p = argparse.ArgumentParser(description="Compare greedy test results by source length.")
+    p.add_argument("runs", nargs="+", metavar="LABEL=JSON", help="e.g. 'no attention=results/q3/no-attn-test-greedy.json'")
+    p.add_argument("--out", default="results/q3/cer_by_source_length", help="stem of the figure and JSON written")
+    args = p.parse_args()
+    runs = dict(r.split("=", 1) for r in args.runs if "=" in r)
+    if len(runs) != len(args.runs):
+        p.error("each run is LABEL=JSON")
+    table = compare_by_source_length(runs, args.out)
+    for label, rows in table.items():
+        print(f"{label}: " + ", ".join(f"{r['phonemes']}: {r['cer']:.3f} ({r['words']})" for r in rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -161,18 +161,37 @@ def build_model(args):
     return CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm)
 
 
-def plot_confusion(y_true, y_pred, stem, title):
-    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+def confusion(y_true, y_pred):
+    """6x6 counts, rows true classes, columns predictions."""
+    n = len(utils.INTEL_CLASSES)
+    return torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n).tolist()
+
+
+def plot_confusion(cm, stem, title):
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     plt = utils.plt_style()
-    cm = confusion_matrix(y_true, y_pred, labels=range(len(utils.INTEL_CLASSES)))
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ConfusionMatrixDisplay(cm, display_labels=utils.INTEL_CLASSES).plot(ax=ax, colorbar=False, cmap="Blues")
+    ConfusionMatrixDisplay(np.array(cm), display_labels=utils.INTEL_CLASSES).plot(ax=ax, colorbar=False, cmap="Blues")
     ax.grid(False)
     ax.set_title(title, fontsize=9)
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
     utils.save_figure(fig, stem)
-    return cm.tolist()
+
+
+def draw_run_figures(result, stem):
+    """Training loss, validation accuracy and test confusion figures of one run, from its result dict alone."""
+    cfg, history = result["config"], result["history"]
+    title = f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, lr {cfg['learning_rate']:g}"
+    title += " (skeleton's scrambled layout)" if cfg.get("skeleton_layout") else ""
+    if history["epoch"]:
+        label = f"lr={cfg['learning_rate']:g}"
+        utils.plot(history["epoch"], {label: history["train_loss"]}, "Training loss", f"{stem}-train_loss", title=title)
+        utils.plot(history["epoch"], {label: history["val_acc"]}, "Validation accuracy", f"{stem}-val_acc", title=title)
+    if result.get("confusion_matrix"):
+        plot_confusion(result["confusion_matrix"], f"{stem}-confusion",
+                       f"{title}, epoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
+    return title
 
 
 @torch.inference_mode()
@@ -279,16 +298,10 @@ def write_run(model, fit, splits, args, lr, device, name):
         "best_val_acc": best["val_acc"], "best_epoch": best["epoch"], "best_val_test_acc": best_test_acc,
         "wall_seconds": fit["wall_seconds"], "torch": torch.__version__,
     }
-    title = plot_title(args, lr)
-    if history["epoch"]:
-        utils.plot(history["epoch"], {f"lr={lr:g}": history["train_loss"]}, "Training loss", f"{out}-train_loss",
-                   title=title)
-        utils.plot(history["epoch"], {f"lr={lr:g}": history["val_acc"]}, "Validation accuracy", f"{out}-val_acc",
-                   title=title)
     if preds is not None:
-        result["confusion_matrix"] = plot_confusion(
-            yte.cpu().numpy(), preds.numpy(), f"{out}-confusion",
-            f"{title}, epoch {best['epoch']}: test accuracy {best_test_acc:.3f}")
+        result["confusion_matrix"] = confusion(yte.cpu(), preds)
+    title = draw_run_figures(result, out)
+    if preds is not None:
         plot_activation_maps(model, Xte, yte.cpu(), f"{out}-activations", f"{title}: first block, after ReLU")
     utils.save_json(result, f"{out}.json")
     fin = "n/a" if fit["final_test_acc"] is None else f"{fit['final_test_acc']:.4f}"
@@ -296,12 +309,6 @@ def write_run(model, fit, splits, args, lr, device, name):
     print(f"[{name}] {fit['status']}: final test acc {fin} | best-val epoch {best['epoch']} test acc {bst} "
           f"| wrote {out}.json")
     return result
-
-
-def plot_title(args, lr):
-    """A plain title for a run's figures."""
-    title = f"{'Vanilla CNN' if args.no_batch_norm else 'CNN with batch norm'}, lr {lr:g}"
-    return title + (" (skeleton's scrambled layout)" if args.skeleton_layout else "")
 
 
 def sweep(args, data, device):
@@ -325,7 +332,8 @@ def sweep(args, data, device):
                 print(f"{path} exists but was run with other settings: training again")
                 old = None
             else:
-                print(f"{path} exists with the same settings: reusing it (-force to rerun)")
+                print(f"{path} exists with the same settings: reusing it (-force to rerun); redrawing its figures")
+                draw_run_figures(old, path[:-len(".json")])
         results.append(old or train_run(args, lr, data, device))
     kind = "vanilla" if args.no_batch_norm else "bn"
     stem = os.path.join(args.out_dir, f"sweep-{kind}")

@@ -150,7 +150,10 @@ def check_cccp_argmin(gen, update=cccp_update):
     return err, err <= TOL["cccp_argmin"]
 
 
-def check_energy_decreases(gen, starts=40, iters=50, update=cccp_update):
+ENERGY_STARTS, ENERGY_ITERS = 40, 50
+
+
+def check_energy_decreases(gen, starts=ENERGY_STARTS, iters=ENERGY_ITERS, update=cccp_update):
     """Along CCCP iterations the energy never increases: largest relative increase E(q_{t+1}) - E(q_t)."""
     worst = -math.inf
     for N, D, beta in CONFIGS:
@@ -215,25 +218,33 @@ def retrieval_demo(gen, stem, betas=(0.02, 1.0), steps=(1, 5)):
                      "error": {t: (s - X[target]).norm().item() for t, s in states.items()}})
 
     plt = utils.plt_style()
-    cols = ["memories"] + ["query"] + [f"after {t} update{'s' * (t > 1)}" for t in steps] + ["stored pattern"]
-    fig, axes = plt.subplots(len(betas), len(cols), figsize=(1.5 * len(cols), 1.75 * len(betas)))
-    mosaic = torch.cat([torch.cat(list(X[i:i + 5].reshape(5, 8, 8)), dim=1) for i in (0, 5)], dim=0)
+    fig = plt.figure(figsize=(7.0, 4.4))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.2])
+    top.suptitle(f"the {len(X)} stored memories", fontsize=9)
+    for i, ax in enumerate(top.subplots(1, len(X))):
+        show_pattern(ax, X[i])
+    cols = ["query"] + [f"after {t} update{'s' * (t > 1)}" for t in steps] + ["stored pattern"]
+    axes = bottom.subplots(len(betas), len(cols))
     for r, row in enumerate(rows):
-        images = [mosaic, q0] + [row["states"][t] for t in steps] + [X[target]]
-        for c, img in enumerate(images):
-            ax = axes[r, c]
-            ax.imshow(img.reshape(-1, img.shape[-1] if img.dim() == 2 else 8).numpy(), cmap="gray_r", vmin=-1, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+        for c, img in enumerate([q0] + [row["states"][t] for t in steps] + [X[target]]):
+            show_pattern(axes[r, c], img)
             if r == 0:
-                ax.set_title(cols[c], fontsize=8)
-        axes[r, 0].set_ylabel(f"beta = {row['beta']:g}", fontsize=8)
+                axes[r, c].set_title(cols[c], fontsize=9)
+        axes[r, 0].set_ylabel(rf"$\beta$ = {row['beta']:g}", fontsize=9)
     utils.save_figure(fig, stem)
     return [{"beta": r["beta"], "distance_to_stored": {str(t): e for t, e in r["error"].items()},
-             "largest_softmax_weight": r["max_weight"]} for r in rows]
+             "largest_softmax_weight": r["max_weight"], "n_memories": len(X), "side": 8, "target_digit": target}
+            for r in rows]
+
+
+def show_pattern(ax, pattern):
+    """One 64-pixel pattern as an 8x8 image, white -1 to black 1, no axes."""
+    ax.imshow(pattern.reshape(8, 8).numpy(), cmap="gray_r", vmin=-1, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 CHECKS = [
@@ -278,6 +289,7 @@ def main(argv=None):
               + f"; largest attention weight {r['largest_softmax_weight']:.3f}")
     all_passed = all(r["passed"] for r in results.values())
     utils.save_json({"seed": args.seed, "configs": [dict(N=n, D=d, beta=b) for n, d, b in CONFIGS],
+                     "energy_starts": ENERGY_STARTS, "energy_iterations": ENERGY_ITERS,
                      "tolerances": TOL, "checks": results, "retrieval": retrieval, "all_passed": all_passed},
                     f"{args.out_dir}/hopfield.json")
     print(f"wrote {args.out_dir}/hopfield.json and {args.out_dir}/retrieval.pdf/.png")

@@ -225,3 +225,8 @@ def test_bn_run_records_validation_loss_and_reestimated_accuracy(tmp_path):
     history = json.loads((tmp_path / "cnn-bn-lr0.01.json").read_text())["history"]
     assert len(history["val_loss"]) == 2 and len(history["val_acc_reestimated_bn"]) == 2
     assert all(v > 0 for v in history["val_loss"])
+
+
+def test_confusion_counts_true_rows_and_predicted_columns():
+    cm = q2.confusion(torch.tensor([0, 0, 1, 5]), torch.tensor([0, 2, 1, 0]))
+    assert cm[0] == [1, 0, 1, 0, 0, 0] and cm[1][1] == 1 and cm[5][0] == 1 and sum(map(sum, cm)) == 4

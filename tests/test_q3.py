@@ -558,3 +558,12 @@ def test_ensemble_of_copies_equals_the_single_model_and_differs_from_either_memb
     lp_mixed, _ = decoding.gold_log_probs([model, other], dataset, batch_size=12)
     torch.testing.assert_close(lp_mixed, (lp_model + lp_other) / 2)
     assert mixed != decoding.beam_search(other, src, lengths, max_len=12, beam_size=1)
+
+
+def test_cer_by_source_length_by_hand():
+    examples = [{"phonemes": "k æ t", "gold": "cat", "pred": "kat"},          # 3 phonemes, 1 edit / 3
+                {"phonemes": "d ɔ ɡ z", "gold": "dogs", "pred": "dogs"},      # 4 phonemes, 0 / 4
+                {"phonemes": "h ɔː s ɪ z", "gold": "horses", "pred": "hosses"}]  # 5 phonemes, 1 / 6
+    rows = diagnostics.cer_by_source_length(examples)
+    assert rows == [{"phonemes": "1-3", "words": 1, "cer": pytest.approx(1 / 3)},
+                    {"phonemes": "4-5", "words": 2, "cer": pytest.approx(1 / 10)}]
