@@ -155,16 +155,29 @@ def compare_by_source_length(runs, stem):
     return table
 
 
+def compare_curves(runs, stem):
+    """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of axes."""
+    histories = {label: utils.load_json(path)["history"] for label, path in runs.items()}
+    first = next(iter(histories.values()))
+    utils.plot(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
+    return histories
+
+
 def main():
     import argparse
 
-    p = argparse.ArgumentParser(description="Compare greedy test results by source length.")
+    p = argparse.ArgumentParser(description="Figures that compare Q3 runs: CER by source length (greedy test "
+                                            "JSONs) or validation CER per epoch (train JSONs).")
+    p.add_argument("figure", choices=["lengths", "curves"], help="which comparison")
     p.add_argument("runs", nargs="+", metavar="LABEL=JSON", help="e.g. 'no attention=results/q3/no-attn-test-greedy.json'")
-    p.add_argument("--out", default="results/q3/cer_by_source_length", help="stem of the figure and JSON written")
+    p.add_argument("--out", required=True, help="stem of the figure (and JSON) written")
     args = p.parse_args()
     runs = dict(r.split("=", 1) for r in args.runs if "=" in r)
     if len(runs) != len(args.runs):
         p.error("each run is LABEL=JSON")
+    if args.figure == "curves":
+        compare_curves(runs, args.out)
+        return
     table = compare_by_source_length(runs, args.out)
     for label, rows in table.items():
         print(f"{label}: " + ", ".join(f"{r['phonemes']}: {r['cer']:.3f} ({r['words']})" for r in rows))

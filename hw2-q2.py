@@ -291,7 +291,8 @@ def write_run(model, fit, splits, args, lr, device, name):
         best_test_acc = (preds == yte.cpu()).float().mean().item()
     config = {k: v for k, v in vars(args).items() if k not in ("sweep", "quiet", "print_params")}
     config.update(learning_rate=lr, batch_norm=not args.no_batch_norm, maxpool=not args.no_maxpool,
-                  device=str(device), num_threads=torch.get_num_threads())
+                  device=str(device), num_threads=torch.get_num_threads(),
+                  data_sizes={split: len(y) for split, (_, y) in splits.items()})
     result = {
         "name": name, "status": fit["status"], "config": config, "n_params": get_number_trainable_params(model),
         "param_table": param_table(model), "history": history, "final_test_acc": fit["final_test_acc"],
@@ -344,7 +345,8 @@ def sweep(args, data, device):
     scored = [r for r in results if r["best_val_acc"] is not None]
     best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
     summary = {
-        "runs": [r["name"] for r in results],
+        "runs": [r["name"] for r in results], "data_path": args.data_path,
+        "data_sizes": {split: len(y) for split, (_, y) in data.items()},
         "best_learning_rate": best and best["config"]["learning_rate"], "best_run": best and best["name"],
         "table": [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
                    "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],

@@ -77,8 +77,10 @@ q3() {
     step "results/q3/no-attn-seed$seed-test-greedy.json" "results/q3/no-attn-seed$seed-test-greedy.log" \
       python hw2-q3.py test --checkpoint_name "no-attn-seed$seed.pt"
   done
-  python diagnostics.py "no attention=results/q3/no-attn-test-greedy.json" "attention=results/q3/attn-test-greedy.json" \
-    --out results/q3/cer_by_source_length > results/q3/cer_by_source_length.log
+  python diagnostics.py lengths "no attention=results/q3/no-attn-test-greedy.json" \
+    "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length > results/q3/cer_by_source_length.log
+  python diagnostics.py curves "no attention=results/q3/no-attn-train.json" "attention=results/q3/attn-train.json" \
+    --out results/q3/val_cer_curves
   # ablation: decoder dropout after attention instead of before it
   for seed in 42 43 44; do
     name="attn-dropout_output-seed$seed"
