@@ -187,7 +187,14 @@ def draw_run_figures(result, stem):
     if history["epoch"]:
         label = f"lr={cfg['learning_rate']:g}"
         utils.plot(history["epoch"], {label: history["train_loss"]}, "Training loss", f"{stem}-train_loss", title=title)
-        utils.plot(history["epoch"], {label: history["val_acc"]}, "Validation accuracy", f"{stem}-val_acc", title=title)
+        curves = {label: history["val_acc"]}
+        if history.get("val_acc_reestimated_bn"):
+            curves = {"batch-norm running averages (eval mode)": history["val_acc"],
+                      "statistics re-estimated on the training set": history["val_acc_reestimated_bn"]}
+        utils.plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title)
+        if history.get("val_loss"):
+            utils.plot(history["epoch"], {"training (mean of batch losses)": history["train_loss"],
+                                          "validation": history["val_loss"]}, "Loss", f"{stem}-losses", title=title)
     if result.get("confusion_matrix"):
         plot_confusion(result["confusion_matrix"], f"{stem}-confusion",
                        f"{title}, epoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")

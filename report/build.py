@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Compile report/report.pdf from report/report.typ, reading results/*.json; at most 14 pages.
+"""Compile report/report.pdf from report/report.typ, reading results/*.json; at most 12 pages.
 
-    python report/build.py [--output report/report.pdf]
+    python report/build.py [--output report/report.pdf]     # warns while the group files are placeholders
+    python report/build.py --final                          # refuses to build until they are filled in
 """
 import argparse
 import json
@@ -12,13 +13,28 @@ import typst
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "report", "report.typ")
-CONTRIBUTIONS = os.path.join(ROOT, "report", "contributions.txt")
-MAX_PAGES = 14
+GROUP_FILES = {  # file -> what the group must write there
+    os.path.join(ROOT, "report", "group.txt"): "the group number and its members",
+    os.path.join(ROOT, "report", "contributions.txt"): "the contributions paragraph (10 points without it)",
+}
+MAX_PAGES = 12
 
 
-def compiled_numbers():
+OPTIONAL = {  # report section -> the result files it needs; the section is left out until they all exist
+    "skeleton": ["q2/cnn-vanilla-lr0.01-skeleton_layout.json", "q2/cnn-bn-lr0.01-skeleton_layout.json"],
+    "strongest": ["q3/strongest.json", "q3/strongest-ablation.json", "q3/strong-seed42-spell.txt"],
+}
+
+
+def sections():
+    """sys.inputs for the report: "1" for each optional section whose results exist."""
+    return {k: "1" if all(os.path.exists(os.path.join(ROOT, "results", f)) for f in files) else "0"
+            for k, files in OPTIONAL.items()}
+
+
+def compiled_numbers(inputs):
     """The values the report computed from the JSONs (its <numbers> metadata), page count included."""
-    return json.loads(typst.query(SOURCE, "<numbers>", field="value", one=True, root=ROOT))
+    return json.loads(typst.query(SOURCE, "<numbers>", field="value", one=True, root=ROOT, sys_inputs=inputs))
 
 
 def load(path):
@@ -68,14 +84,31 @@ def update_readme():
         print("updated the results table in README.md")
 
 
-def build(output):
-    with open(CONTRIBUTIONS, encoding="utf-8") as f:
-        if "PLACEHOLDER" in f.read():
-            print(f"WARNING: {os.path.relpath(CONTRIBUTIONS, ROOT)} still holds the placeholder; the assignment "
-                  "deducts 10 points without a contributions paragraph", file=sys.stderr)
+def placeholders():
+    """The group files that still hold their placeholder, with what belongs there."""
+    out = []
+    for path, what in GROUP_FILES.items():
+        with open(path, encoding="utf-8") as f:
+            if "PLACEHOLDER" in f.read():
+                out.append(f"{os.path.relpath(path, ROOT)} ({what})")
+    return out
+
+
+def build(output, final=False):
+    missing = placeholders()
+    if missing and final:
+        print(f"error: --final: still placeholders: {'; '.join(missing)}", file=sys.stderr)
+        sys.exit(1)
+    for m in missing:
+        print("!" * 78 + f"\nWARNING: {m} still holds the placeholder text; fill it in before you submit "
+              "(python report/build.py --final refuses to build until then)\n" + "!" * 78, file=sys.stderr)
+    inputs = sections()
+    for k, v in inputs.items():
+        if v != "1":
+            print(f"note: the report leaves out its {k} section until {', '.join(OPTIONAL[k])} exist", file=sys.stderr)
     try:
-        typst.compile(SOURCE, output=output, root=ROOT)
-        numbers = compiled_numbers()
+        typst.compile(SOURCE, output=output, root=ROOT, sys_inputs=inputs)
+        numbers = compiled_numbers(inputs)
     except Exception as e:  # typst reports a missing JSON file or key here
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error: report/report.typ does not compile: {first}", file=sys.stderr)
@@ -91,8 +124,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--output", default=os.path.join(ROOT, "report", "report.pdf"), help="the PDF to write")
     p.add_argument("--no_readme", action="store_true", help="leave README.md's results table as it is")
+    p.add_argument("--final", action="store_true", help="refuse to build while report/group.txt or "
+                   "report/contributions.txt still holds its placeholder")
     args = p.parse_args()
-    build(args.output)
+    build(args.output, final=args.final)
     if not args.no_readme:
         update_readme()
 
