@@ -23,6 +23,7 @@ import utils
 
 q3 = utils.load_script("hw2-q3")
 
+STRONG = ["--preset", "strong"]  # the final configuration, trained once per seed
 # Cumulative routes on the BiLSTM-attention model, seed 42; the last is --preset strong.
 ROUTES = [
     ("cosine schedule, 30 epochs, checkpoint chosen on WER", "strong-abl-cosine-wer",
@@ -32,7 +33,7 @@ ROUTES = [
     ("+ 2 encoder layers", "strong-abl-h256-l2",
      ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer", "--hidden_size", "256",
       "--enc_layers", "2"]),
-    ("+ label smoothing 0.1 (--preset strong)", "strong-seed42", ["--preset", "strong", "--seed", "42"]),
+    ("+ label smoothing 0.1 (--preset strong)", "strong-seed42", STRONG + ["--seed", "42"]),
 ]
 BEAMS, PENALTIES = (1, 5, 10), (0.5, 1.0, 1.5)
 OTEANN_WER = 1 - 0.364  # Marjou (2020), arXiv 1912.13321: 36.4 % of English words right from IPA
@@ -43,7 +44,7 @@ def train_if_missing(name, flags, args):
     path = os.path.join(args.out_dir, f"{name}-train.json")
     if not os.path.exists(path):
         q3.main(["train", "--checkpoint_name", f"{name}.pt", "--out_dir", args.out_dir, "--quiet",
-                 "--num_threads", str(args.num_threads)] + flags)
+                 "--num_threads", str(args.num_threads), "--data_dir", args.data_dir] + flags)
     return utils.load_json(path)
 
 
@@ -53,6 +54,11 @@ def evaluate(model, dataset, golds, tgt_vocab, beam, penalty):
     preds = [h[0][0] for h in nbest]
     cer, wer = q3.cer_wer(preds, golds)
     return {"cer": cer, "wer": wer}, preds
+
+
+def lexicon_rerank(nbest, words):
+    """Per word, the best hypothesis that is a real English word (ISLEX, case ignored), else the best one."""
+    return [next((w for w, _, _ in hyps if w.lower() in words), hyps[0][0]) for hyps in nbest]
 
 
 def tune_decoding(models, dataset, golds, tgt_vocab):
@@ -68,9 +74,9 @@ def tune_decoding(models, dataset, golds, tgt_vocab):
 def error_profile(preds, golds, words):
     """What the wrong words are: real English words (ISLEX), proper nouns, words with non-ASCII letters."""
     wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
-    n = len(wrong)
+    n = max(1, len(wrong))
     return {
-        "n_wrong": n,
+        "n_wrong": len(wrong),
         "real_word_share": sum(p.lower() in words for p, _ in wrong) / n,
         "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
         "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
@@ -82,6 +88,8 @@ def wer_by_length(preds, golds, bins=((1, 4), (5, 6), (7, 8), (9, 10), (11, 99))
     out = []
     for lo, hi in bins:
         idx = [i for i, g in enumerate(golds) if lo <= len(g) <= hi]
+        if not idx:
+            continue
         out.append({"lengths": f"{lo}-{hi}" if hi < 99 else f"{lo}+", "words": len(idx),
                     "wer": sum(preds[i] != golds[i] for i in idx) / len(idx),
                     "cer": sum(Levenshtein.distance(preds[i], golds[i]) for i in idx) / sum(len(golds[i]) for i in idx)})
@@ -103,13 +111,13 @@ def plot_by_length(rows, stem):
     utils.save_figure(fig, stem)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of the strong model")
     p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads per training run")
     p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv")
     p.add_argument("--out_dir", default="results/q3", help="where the runs and the summary go")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     try:
         corpus, _ = p2g.load_corpus(args.data_dir, True)
@@ -126,7 +134,7 @@ def main():
         ablation.append({"route": route + ", greedy", "run": name, "config": run["config"],
                          "train_minutes": round(run["wall_seconds"] / 60, 1),
                          "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"]})
-    runs = {s: train_if_missing(f"strong-seed{s}", ["--preset", "strong", "--seed", str(s)], args) for s in args.seeds}
+    runs = {s: train_if_missing(f"strong-seed{s}", STRONG + ["--seed", str(s)], args) for s in args.seeds}
 
     loaded = {s: checkpoints.load_or_die(f"strong-seed{s}.pt", torch.device("cpu")) for s in args.seeds}
     _, src_vocab, tgt_vocab, _ = loaded[args.seeds[0]]
@@ -149,6 +157,15 @@ def main():
                      "run": "+".join(f"strong-seed{s}" for s in args.seeds),
                      "val_cer": best_ens["val_cer"], "val_wer": best_ens["val_wer"]})
 
+    # Beyond the model: rerank the n-best with an external word list (ISLEX spellings, no pronunciations).
+    words = p2g.islex_words()
+    lex_grid = []
+    for beam in (5, 10):
+        nbest = decoding.beam_search_dataset(ensemble, sets["valid"], tgt_vocab, 500, 50, beam, best_ens["length_penalty"])
+        cer, wer = q3.cer_wer(lexicon_rerank(nbest, words), golds["valid"])
+        lex_grid.append({"beam_size": beam, "length_penalty": best_ens["length_penalty"], "val_cer": cer, "val_wer": wer})
+    best_lex = min(lex_grid, key=lambda r: (r["val_wer"], r["val_cer"]))
+
     # The choice is made on validation; the test set is read once, below, for it.
     use_ensemble = (best_ens["val_wer"], best_ens["val_cer"]) <= (best_single["val_wer"], best_single["val_cer"])
     choice = best_ens if use_ensemble else best_single
@@ -158,6 +175,13 @@ def main():
                                        choice["length_penalty"])
     test_seconds = time.time() - t0
     ablation[-1 if use_ensemble else -2].update(test_cer=test_scores["cer"], test_wer=test_scores["wer"])
+    nbest = decoding.beam_search_dataset(ensemble, sets["test"], tgt_vocab, 500, 50, best_lex["beam_size"],
+                                         best_lex["length_penalty"])
+    lex_test_cer, lex_test_wer = q3.cer_wer(lexicon_rerank(nbest, words), golds["test"])
+    ablation.append({"route": f"+ n-best reranked with an English word list (ISLEX spellings), beam {best_lex['beam_size']}"
+                              " (external knowledge: not comparable with OTEANN)",
+                     "run": ablation[-1]["run"], "val_cer": best_lex["val_cer"], "val_wer": best_lex["val_wer"],
+                     "test_cer": lex_test_cer, "test_wer": lex_test_wer, "external_word_list": True})
     seeds = []
     for s in args.seeds:
         model = loaded[s][0]
@@ -170,7 +194,6 @@ def main():
     assignment = utils.load_json(os.path.join(args.out_dir, "attn-test-greedy.json"))
     base_preds = [ex["pred"] for ex in assignment["examples"]]
     assert [ex["gold"] for ex in assignment["examples"]] == golds["test"], "attn-test-greedy.json: other test set"
-    words = p2g.islex_words()
     profile = {"assignment": error_profile(base_preds, golds["test"], words),
                "strongest": error_profile(test_preds, golds["test"], words)}
     by_length = {"assignment": wer_by_length(base_preds, golds["test"]),
@@ -196,6 +219,8 @@ def main():
         "train_minutes": max(minutes), "train_minutes_per_seed": minutes,
         "train_threads": runs[args.seeds[0]]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
         "decoding_grid": {"single": grid_single, "ensemble": grid_ens},
+        "lexicon_rerank": {"grid": lex_grid, "test_cer": lex_test_cer, "test_wer": lex_test_wer,
+                           "note": "n-best of the ensemble reranked with the ISLEX word list; not the headline"},
         "errors": profile, "by_length": by_length, "fixed_vs_assignment": fixed, "broken_vs_assignment": broken,
         "oteann_wer": OTEANN_WER, "examples": [{"gold": g, "pred": t, "assignment_pred": b}
                                            for b, t, g in zip(base_preds, test_preds, golds["test"])],
@@ -206,7 +231,7 @@ def main():
         test = f" | test CER {row['test_cer']:.4f} WER {row['test_wer']:.4f}" if "test_wer" in row else ""
         print(f"{row['route']:<95} val CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{test}")
     print(f"strongest ({summary['headline']}): test CER {summary['test_cer']:.4f}, WER {summary['test_wer']:.4f}; "
-          f"per seed test WER {', '.join(f'{r['test_wer']:.3f}' for r in seeds)}; wrote {stem}.json")
+          "per seed test WER " + ", ".join(f"{r['test_wer']:.3f}" for r in seeds) + f"; wrote {stem}.json")
 
 
 if __name__ == "__main__":
