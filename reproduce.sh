@@ -91,10 +91,11 @@ q3() {
   done
 }
 
-strong() {  # beyond the assignment: ablation routes, three seeds of --preset strong, ensemble, test once
+strong() {  # beyond the assignment: ablation routes, two finalists over three seeds, decoding chosen on validation
   step results/q3/strongest.json results/q3/strongest.log python strongest.py --seeds 42 43 44
-  step results/q3/strong-seed42-spell.txt results/q3/strong-seed42-spell.log \
-    bash -c 'python hw2-q3.py spell --checkpoint_name strong-seed42.pt "k æ t" "f ə n ɛ t ɪ k s" > results/q3/strong-seed42-spell.txt'
+  ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['seeds'][0]['checkpoint'])")
+  step results/q3/strongest-spell.txt results/q3/strongest-spell.log \
+    bash -c "python hw2-q3.py spell --checkpoint_name $ck 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m' > results/q3/strongest-spell.txt"
 }
 
 bench() {

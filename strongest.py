@@ -35,6 +35,13 @@ ROUTES = [
       "--enc_layers", "2"]),
     ("+ label smoothing 0.1 (--preset strong)", "strong-seed42", STRONG + ["--seed", "42"]),
 ]
+# The two finalists: (label, checkpoint name of a seed, flags). Seed 42 without label smoothing is the
+# last ablation route, trained with the same configuration.
+FINALISTS = [
+    ("with label smoothing (--preset strong)", lambda s: f"strong-seed{s}", STRONG),
+    ("without label smoothing", lambda s: "strong-abl-h256-l2" if s == 42 else f"strong-nols-seed{s}",
+     STRONG + ["--label_smoothing", "0"]),
+]
 BEAMS, PENALTIES = (1, 5, 10), (0.5, 1.0, 1.5)
 OTEANN_WER = 1 - 0.364  # Marjou (2020), arXiv 1912.13321: 36.4 % of English words right from IPA
 
@@ -134,60 +141,67 @@ def main(argv=None):
         ablation.append({"route": route + ", greedy", "run": name, "config": run["config"],
                          "train_minutes": round(run["wall_seconds"] / 60, 1),
                          "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"]})
-    runs = {s: train_if_missing(f"strong-seed{s}", STRONG + ["--seed", str(s)], args) for s in args.seeds}
-
-    loaded = {s: checkpoints.load_or_die(f"strong-seed{s}.pt", torch.device("cpu")) for s in args.seeds}
-    _, src_vocab, tgt_vocab, _ = loaded[args.seeds[0]]
+    # Two finalists, as the last route left it open (label smoothing lowered the validation CER but not
+    # the WER of seed 42): both are trained over the seeds, and the choice is made on validation.
+    candidates = []
+    for label, name, flags in FINALISTS:
+        runs = {s: train_if_missing(name(s), flags + ["--seed", str(s)], args) for s in args.seeds}
+        models = [checkpoints.load_or_die(f"{name(s)}.pt", torch.device("cpu"))[0] for s in args.seeds]
+        candidates.append({"label": label, "name": name, "runs": runs, "models": models})
+    _, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(f"{FINALISTS[0][1](args.seeds[0])}.pt", torch.device("cpu"))
     sets = {s: p2g.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
     golds = {s: [w for _, w in corpus[s]] for s in ("valid", "test")}
-    n_params = sum(t.numel() for t in loaded[args.seeds[0]][0].parameters())
     for row in ablation:
         model = checkpoints.model_from_config(row["config"], len(src_vocab), len(tgt_vocab))
         row["params"] = sum(t.numel() for t in model.parameters())
 
-    single = loaded[args.seeds[0]][0]
-    grid_single, best_single = tune_decoding(single, sets["valid"], golds["valid"], tgt_vocab)
-    ablation.append({"route": f"+ beam search (size and length penalty chosen on validation): beam "
-                     f"{best_single['beam_size']}, penalty {best_single['length_penalty']:g}", "run": "strong-seed42",
-                     "val_cer": best_single["val_cer"], "val_wer": best_single["val_wer"]})
-    ensemble = [loaded[s][0] for s in args.seeds]
-    grid_ens, best_ens = tune_decoding(ensemble, sets["valid"], golds["valid"], tgt_vocab)
-    ablation.append({"route": f"+ ensemble of {len(ensemble)} seeds (mean log-probabilities), beam "
-                     f"{best_ens['beam_size']}, penalty {best_ens['length_penalty']:g}",
-                     "run": "+".join(f"strong-seed{s}" for s in args.seeds),
-                     "val_cer": best_ens["val_cer"], "val_wer": best_ens["val_wer"]})
+    options, grids = [], {}
+    for c in candidates:
+        for kind, model in (("single", c["models"][0]), ("ensemble", c["models"])):
+            grid, best = tune_decoding(model, sets["valid"], golds["valid"], tgt_vocab)
+            grids[f"{c['label']} / {kind}"] = grid
+            what = (f"seed {args.seeds[0]}" if kind == "single" else
+                    f"ensemble of {len(c['models'])} seeds (mean log-probabilities)")
+            ablation.append({"route": f"{c['label']}: {what}, beam {best['beam_size']}, length penalty "
+                             f"{best['length_penalty']:g} (chosen on validation)",
+                             "run": c["name"](args.seeds[0]) if kind == "single" else
+                                    "+".join(c["name"](s) for s in args.seeds),
+                             "val_cer": best["val_cer"], "val_wer": best["val_wer"]})
+            options.append({"candidate": c, "kind": kind, "model": model, "best": best, "row": ablation[-1]})
+    option = min(options, key=lambda o: (o["best"]["val_wer"], o["best"]["val_cer"]))
+    winner, choice, chosen = option["candidate"], option["best"], option["model"]
+    use_ensemble = option["kind"] == "ensemble"
+    ensemble = winner["models"]
+    runs = dict(zip(args.seeds, (winner["runs"][s] for s in args.seeds)))
+    n_params = sum(t.numel() for t in ensemble[0].parameters())
 
     # Beyond the model: rerank the n-best with an external word list (ISLEX spellings, no pronunciations).
     words = p2g.islex_words()
     lex_grid = []
     for beam in (5, 10):
-        nbest = decoding.beam_search_dataset(ensemble, sets["valid"], tgt_vocab, 500, 50, beam, best_ens["length_penalty"])
+        nbest = decoding.beam_search_dataset(ensemble, sets["valid"], tgt_vocab, 500, 50, beam, choice["length_penalty"])
         cer, wer = q3.cer_wer(lexicon_rerank(nbest, words), golds["valid"])
-        lex_grid.append({"beam_size": beam, "length_penalty": best_ens["length_penalty"], "val_cer": cer, "val_wer": wer})
+        lex_grid.append({"beam_size": beam, "length_penalty": choice["length_penalty"], "val_cer": cer, "val_wer": wer})
     best_lex = min(lex_grid, key=lambda r: (r["val_wer"], r["val_cer"]))
 
     # The choice is made on validation; the test set is read once, below, for it.
-    use_ensemble = (best_ens["val_wer"], best_ens["val_cer"]) <= (best_single["val_wer"], best_single["val_cer"])
-    choice = best_ens if use_ensemble else best_single
-    chosen = ensemble if use_ensemble else single
     t0 = time.time()
     test_scores, test_preds = evaluate(chosen, sets["test"], golds["test"], tgt_vocab, choice["beam_size"],
                                        choice["length_penalty"])
     test_seconds = time.time() - t0
-    ablation[-1 if use_ensemble else -2].update(test_cer=test_scores["cer"], test_wer=test_scores["wer"])
+    option["row"].update(test_cer=test_scores["cer"], test_wer=test_scores["wer"], chosen=True)
     nbest = decoding.beam_search_dataset(ensemble, sets["test"], tgt_vocab, 500, 50, best_lex["beam_size"],
                                          best_lex["length_penalty"])
     lex_test_cer, lex_test_wer = q3.cer_wer(lexicon_rerank(nbest, words), golds["test"])
     ablation.append({"route": f"+ n-best reranked with an English word list (ISLEX spellings), beam {best_lex['beam_size']}"
                               " (external knowledge: not comparable with OTEANN)",
-                     "run": ablation[-1]["run"], "val_cer": best_lex["val_cer"], "val_wer": best_lex["val_wer"],
+                     "run": "+".join(winner["name"](s) for s in args.seeds), "val_cer": best_lex["val_cer"], "val_wer": best_lex["val_wer"],
                      "test_cer": lex_test_cer, "test_wer": lex_test_wer, "external_word_list": True})
     seeds = []
-    for s in args.seeds:
-        model = loaded[s][0]
+    for s, model in zip(args.seeds, ensemble):
         val, _ = evaluate(model, sets["valid"], golds["valid"], tgt_vocab, choice["beam_size"], choice["length_penalty"])
         test, _ = evaluate(model, sets["test"], golds["test"], tgt_vocab, choice["beam_size"], choice["length_penalty"])
-        seeds.append({"seed": s, "checkpoint": f"strong-seed{s}.pt", "val_cer": val["cer"], "val_wer": val["wer"],
+        seeds.append({"seed": s, "checkpoint": f"{winner['name'](s)}.pt", "val_cer": val["cer"], "val_wer": val["wer"],
                       "test_cer": test["cer"], "test_wer": test["wer"],
                       "train_minutes": round(runs[s]["wall_seconds"] / 60, 1), "best_epoch": runs[s]["best_epoch"]})
 
@@ -208,7 +222,7 @@ def main(argv=None):
     minutes = [r["train_minutes"] for r in seeds]
     summary = {
         "test_wer": test_scores["wer"], "test_cer": test_scores["cer"],
-        "headline": (f"ensemble of {len(ensemble)} seeds" if use_ensemble else f"seed {args.seeds[0]}") +
+        "headline": winner["label"] + ", " + (f"ensemble of {len(ensemble)} seeds" if use_ensemble else f"seed {args.seeds[0]}") +
                     f", beam {choice['beam_size']}, length penalty {choice['length_penalty']:g}",
         "ensemble": use_ensemble, "beam_size": choice["beam_size"], "length_penalty": choice["length_penalty"],
         "val_wer": choice["val_wer"], "val_cer": choice["val_cer"], "selected_on": "valid",
@@ -218,7 +232,7 @@ def main(argv=None):
         "command": "python strongest.py --seeds " + " ".join(map(str, args.seeds)),
         "train_minutes": max(minutes), "train_minutes_per_seed": minutes,
         "train_threads": runs[args.seeds[0]]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
-        "decoding_grid": {"single": grid_single, "ensemble": grid_ens},
+        "finalist": winner["label"], "decoding_grid": grids,
         "lexicon_rerank": {"grid": lex_grid, "test_cer": lex_test_cer, "test_wer": lex_test_wer,
                            "note": "n-best of the ensemble reranked with the ISLEX word list; not the headline"},
         "errors": profile, "by_length": by_length, "fixed_vs_assignment": fixed, "broken_vs_assignment": broken,

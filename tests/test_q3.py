@@ -567,3 +567,16 @@ def test_cer_by_source_length_by_hand():
     rows = diagnostics.cer_by_source_length(examples)
     assert rows == [{"phonemes": "1-3", "words": 1, "cer": pytest.approx(1 / 3)},
                     {"phonemes": "4-5", "words": 2, "cer": pytest.approx(1 / 10)}]
+
+
+def test_strong_style_checkpoint_tests_with_every_decoding(tiny_corpus, tmp_path):
+    ckpt, out = tmp_path / "strong.pt", tmp_path / "results"
+    common = ["--data_dir", str(tiny_corpus), "--out_dir", str(out), "--checkpoint_name", str(ckpt), "--quiet"]
+    q3.main(["train", "--preset", "strong", "--hidden_size", "16", "--n_epochs", "3", "--batch_size", "4"] + common)
+    saved = torch.load(ckpt, weights_only=True)["config"]
+    assert (saved["enc_layers"], saved["label_smoothing"], saved["select_on"]) == (2, 0.1, "wer")
+    history = json.loads((out / "strong-train.json").read_text())
+    assert history["best_val_wer"] == min(history["history"]["val_wer"])
+    for flags in ([], ["--topp", "0.8"], ["--beam_size", "1", "3"]):
+        for result in q3.main(["test"] + flags + common):
+            assert 0 <= result["wer"] <= 1
