@@ -79,15 +79,19 @@ def tune_decoding(models, dataset, golds, tgt_vocab):
 
 
 def error_profile(preds, golds, words):
-    """What the wrong words are: real English words (ISLEX), proper nouns, words with non-ASCII letters."""
+    """What the wrong words are: only the capitalisation differs; another real English word (ISLEX, e.g. a
+    homophone); a proper noun (capitalised gold); a gold spelling with letters outside ASCII (loanwords)."""
     wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
     n = max(1, len(wrong))
+    case = [(p, g) for p, g in wrong if p.lower() == g.lower()]
+    real = [(p, g) for p, g in wrong if p.lower() != g.lower() and p.lower() in words]
     return {
         "n_wrong": len(wrong),
-        "real_word_share": sum(p.lower() in words for p, _ in wrong) / n,
+        "capitalisation_share": len(case) / n,
+        "real_word_share": len(real) / n,
         "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
         "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
-        "examples_real_word": [{"gold": g, "pred": p} for p, g in wrong if p.lower() in words][:8],
+        "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8],
     }
 
 
@@ -114,7 +118,8 @@ def plot_by_length(rows, stem):
     ax.set_xticks(range(len(labels)), [f"{l}\n({r['words']} words)" for l, r in zip(labels, rows[0][1])], fontsize=8)
     ax.set_xlabel("Length of the gold spelling (characters)")
     ax.set_ylabel("Test WER")
-    ax.legend()
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", ncols=2)
     utils.save_figure(fig, stem)
 
 
