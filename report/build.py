@@ -109,7 +109,12 @@ def update_readme():
     with open(path, encoding="utf-8") as f:
         text = f.read()
     new = text
-    for tag, body in (("results", readme_results()), ("speed", readme_speed())):
+    blocks = [("results", readme_results()), ("speed", readme_speed())]
+    spell = os.path.join(ROOT, "results", "q3", "strongest-spell.txt")
+    if os.path.exists(spell):
+        with open(spell, encoding="utf-8") as f:
+            blocks.append(("spell", "```\n" + f.read().strip() + "\n```"))
+    for tag, body in blocks:
         start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
         head, _, rest = new.partition(start)
         _, _, tail = rest.partition(end)
