@@ -121,8 +121,8 @@ def train(args, device):
         mark, score = "", (val_cer,) if args.select_on == "cer" else (val_wer, val_cer)
         if score < best:
             best, best_epoch, best_vals, mark = score, epoch, (val_cer, val_wer), " *"
-            checkpoints.save(args.checkpoint_name, model, config, src_vocab, tgt_vocab, epoch=epoch, val_cer=val_cer,
-                      val_wer=val_wer)
+            checkpoints.save(args.checkpoint_name, model, config, src_vocab, tgt_vocab, epoch=epoch,
+                             val_cer=val_cer, val_wer=val_wer)
         print(f"epoch {epoch:2d}/{args.n_epochs} | train loss {loss:.4f} | val CER {val_cer:.4f} "
               f"| val WER {val_wer:.4f} | {time.time() - t0:.1f} s{mark}", flush=True)
 
