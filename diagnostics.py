@@ -135,22 +135,30 @@ def cer_by_source_length(examples, bins=SOURCE_BINS):
     return rows
 
 
-def compare_by_source_length(runs, stem):
-    """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
-    the number of words in each bin; writes stem.pdf/.png and stem.json."""
-    table = {label: cer_by_source_length(utils.load_json(path)["examples"]) for label, path in runs.items()}
+def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc="best"):
+    """Grouped bars: table {label: rows}, each row a bin with bin_key (its name), words and value; the
+    x labels give the number of words in each bin (taken from the first label's rows)."""
     first = next(iter(table.values()))
     plt = utils.plt_style()
     fig, ax = plt.subplots(figsize=(5.5, 3.0))
     width = 0.8 / len(table)
     for k, (label, rows) in enumerate(table.items()):
-        ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))], [r["cer"] for r in rows], width,
+        ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))], [r[value] for r in rows], width,
                label=label)
-    ax.set_xticks(range(len(first)), [f"{r['phonemes']}\n{r['words']} words" for r in first], fontsize=8)
-    ax.set_xlabel("Length of the source (phonemes)")
-    ax.set_ylabel("Test CER")
-    ax.legend()
+    ax.set_xticks(range(len(first)), [f"{r[bin_key]}\n{r['words']} words" for r in first], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend(loc=legend_loc, ncols=len(table) if legend_loc == "upper left" else 1)
     utils.save_figure(fig, stem)
+
+
+def compare_by_source_length(runs, stem):
+    """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
+    the number of words in each bin; writes stem.pdf/.png and stem.json."""
+    table = {label: cer_by_source_length(utils.load_json(path)["examples"]) for label, path in runs.items()}
+    plot_bins(table, "phonemes", "cer", "Length of the source (phonemes)", "Test CER", stem)
     utils.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
     return table
 

@@ -19,6 +19,7 @@ import torch
 import checkpoints
 import data as p2g
 import decoding
+import diagnostics
 import utils
 
 q3 = utils.load_script("hw2-q3")
@@ -105,22 +106,6 @@ def wer_by_length(preds, golds, bins=((1, 4), (5, 6), (7, 8), (9, 10), (11, 99))
                     "wer": sum(preds[i] != golds[i] for i in idx) / len(idx),
                     "cer": sum(Levenshtein.distance(preds[i], golds[i]) for i in idx) / sum(len(golds[i]) for i in idx)})
     return out
-
-
-def plot_by_length(rows, stem):
-    plt = utils.plt_style()
-    fig, ax = plt.subplots(figsize=(5.5, 3.0))
-    labels = [r["lengths"] for r in rows[0][1]]
-    width = 0.8 / len(rows)
-    for k, (name, prof) in enumerate(rows):
-        ax.bar([i + (k - (len(rows) - 1) / 2) * width for i in range(len(labels))], [r["wer"] for r in prof],
-               width, label=name)
-    ax.set_xticks(range(len(labels)), [f"{l}\n({r['words']} words)" for l, r in zip(labels, rows[0][1])], fontsize=8)
-    ax.set_xlabel("Length of the gold spelling (characters)")
-    ax.set_ylabel("Test WER")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left", ncols=2)
-    utils.save_figure(fig, stem)
 
 
 def main(argv=None):
@@ -218,9 +203,10 @@ def main(argv=None):
     by_length = {"assignment": wer_by_length(base_preds, golds["test"]),
                  "strongest": wer_by_length(test_preds, golds["test"])}
     stem = os.path.join(args.out_dir, "strongest")
-    plot_by_length([("assignment model, greedy", by_length["assignment"]),
-                    ("strongest" + (" ensemble" if use_ensemble else ""), by_length["strongest"])],
-                   f"{stem}-wer_by_length")
+    diagnostics.plot_bins({"assignment model, greedy": by_length["assignment"],
+                           "strongest" + (" ensemble" if use_ensemble else ""): by_length["strongest"]},
+                          "lengths", "wer", "Length of the gold spelling (characters)", "Test WER",
+                          f"{stem}-wer_by_length", ylim=(0, 1), legend_loc="upper left")
     fixed = sum(b != g and t == g for b, t, g in zip(base_preds, test_preds, golds["test"]))
     broken = sum(b == g and t != g for b, t, g in zip(base_preds, test_preds, golds["test"]))
 
