@@ -9,14 +9,15 @@ import utils
 from models import build_model
 
 KIND = "hw2-q3-p2g-seq2seq"
-MODEL_KEYS = ("use_attn", "hidden_size", "dropout", "dropout_site", "enc_layers")
+MODEL_KEYS = ("use_attn", "hidden_size", "dropout", "dropout_site", "enc_layers", "input_feed")
 TRAIN_KEYS = ("lr", "n_epochs", "batch_size", "seed", "max_len", "label_smoothing", "lr_schedule", "select_on")
 
 
 def model_from_config(cfg, src_vocab_size, tgt_vocab_size):
     """The model a config describes (checkpoints older than a key get its value of that time)."""
     return build_model(src_vocab_size, tgt_vocab_size, cfg["hidden_size"], cfg["dropout"], cfg["use_attn"],
-                       dropout_site=cfg.get("dropout_site", "output"), enc_layers=cfg.get("enc_layers", 1))
+                       dropout_site=cfg.get("dropout_site", "output"), enc_layers=cfg.get("enc_layers", 1),
+                       input_feed=cfg.get("input_feed", False))
 
 
 def save(path, model, config, src_vocab, tgt_vocab, **extra):

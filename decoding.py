@@ -105,7 +105,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
         token = tok.gather(1, pick).view(-1, 1)
         seqs = torch.cat([seqs[rows], token], dim=1)
         for member in members:
-            member[3] = (member[3][0][:, rows], member[3][1][:, rows])
+            member[3] = tuple(s[:, rows] for s in member[3])  # (h, c) or, with input feeding, (h, c, s~)
     else:  # max_len reached: the live beams of unfinished examples end here
         for b in (~done).nonzero().flatten().tolist():
             for j in range(K):

@@ -285,6 +285,8 @@ def parse_args(argv=None):
                    help="decoder dropout on the LSTM output, before attention, or on the final output, after it")
     p.add_argument("--hidden_size", type=positive_int, default=128, help="hidden size H, even (H/2 per encoder direction)")
     p.add_argument("--enc_layers", type=positive_int, default=1, help="BiLSTM encoder layers")
+    p.add_argument("--input_feed", action="store_true",
+                   help="feed the previous attentional state to the decoder LSTM (Luong et al. 2015; needs --use_attn)")
     p.add_argument("--seed", type=int, default=42, help="one seed for python, numpy, torch and sampling")
     p.add_argument("--use_attn", action="store_true", help="train with Bahdanau attention")
     p.add_argument("--checkpoint_name", default=None, help="checkpoint file (default model.pt, or model-attn.pt "
@@ -311,6 +313,8 @@ def parse_args(argv=None):
         args = p.parse_intermixed_args(argv)
     if args.hidden_size % 2:
         p.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}")
+    if args.mode == "train" and args.input_feed and not args.use_attn:
+        p.error("--input_feed feeds the attentional state back: it needs --use_attn")
     if args.topp is not None and args.beam_size:
         p.error("--topp and --beam_size are two decodings: choose one")
     if args.phonemes and args.mode != "spell":

@@ -79,16 +79,22 @@ class Decoder(nn.Module):
 
     Nothing feeds the attention output back into the LSTM input, so with teacher forcing the LSTM
     runs over the whole target in one call and attention is computed for all steps at once.
+    input_feed=True (beyond the assignment, Luong et al. 2015) feeds the previous step's attentional
+    state s~ to the LSTM beside the embedding; the state is then (h, c, s~), each (1, B, H), and the
+    LSTM runs one step at a time.
     """
 
-    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="lstm"):
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="lstm",
+                 input_feed=False):
         super().__init__()
         assert dropout_site in ("output", "lstm"), f"dropout_site must be 'output' or 'lstm', not {dropout_site!r}"
+        assert attn is not None or not input_feed, "input_feed needs attention"
         self.hidden_size = hidden_size
         self.tgt_vocab_size = tgt_vocab_size
         self.dropout_site = dropout_site
+        self.input_feed = input_feed
         self.embedding = nn.Embedding(tgt_vocab_size, hidden_size, padding_idx=padding_idx)
-        self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+        self.lstm = nn.LSTM(2 * hidden_size if input_feed else hidden_size, hidden_size, batch_first=True)
         self.attn = attn
         self.dropout = nn.Dropout(dropout)
 
@@ -102,7 +108,24 @@ class Decoder(nn.Module):
         if tgt.size(1) > 1:
             tgt = tgt[:, :-1]
         emb = self.dropout(self.embedding(tgt))
-        outputs, dec_state = self.lstm(emb, dec_state)  # (B, T, H)
+        if not self.input_feed:
+            outputs, dec_state = self.lstm(emb, dec_state)  # (B, T, H)
+            outputs, weights = self.attend(outputs, encoder_outputs, src_lengths, keys)
+        else:
+            keys = self.attn.project_keys(encoder_outputs) if keys is None else keys
+            h, c = dec_state[:2]
+            feed = dec_state[2] if len(dec_state) > 2 else emb.new_zeros(1, emb.size(0), self.hidden_size)
+            steps = []
+            for t in range(emb.size(1)):
+                out, (h, c) = self.lstm(torch.cat([emb[:, t:t + 1], feed.transpose(0, 1)], dim=-1), (h, c))
+                steps.append(self.attend(out, encoder_outputs, src_lengths, keys))  # (B, 1, H), (B, 1, S)
+                feed = steps[-1][0].transpose(0, 1)  # (1, B, H)
+            outputs, weights = (torch.cat(parts, dim=1) for parts in zip(*steps))
+            dec_state = (h, c, feed)
+        return (outputs, dec_state, weights) if return_weights else (outputs, dec_state)
+
+    def attend(self, outputs, encoder_outputs, src_lengths, keys):
+        """LSTM outputs (B, T, H) -> dropout, attention and dropout as dropout_site says; weights or None."""
         weights = None
         if self.dropout_site == "lstm":
             outputs = self.dropout(outputs)
@@ -110,7 +133,7 @@ class Decoder(nn.Module):
             outputs, weights = self.attn(outputs, encoder_outputs, src_lengths, keys=keys, return_weights=True)
         if self.dropout_site == "output":
             outputs = self.dropout(outputs)
-        return (outputs, dec_state, weights) if return_weights else (outputs, dec_state)
+        return outputs, weights
 
 
 class Seq2Seq(nn.Module):
@@ -132,8 +155,8 @@ class Seq2Seq(nn.Module):
 
 
 def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="lstm",
-                enc_layers=1):
+                enc_layers=1, input_feed=False):
     encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout, num_layers=enc_layers)
     attn = BahdanauAttention(hidden_size) if use_attn else None
-    decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site)
+    decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site, input_feed=input_feed)
     return Seq2Seq(encoder, decoder)

@@ -18,9 +18,12 @@ WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d"
          ("l aɪ ə n", "lion"), ("b ɛ ə", "bear")]
 
 
-def tiny_model(use_attn=True, seed=0, V_src=12, V_tgt=10, H=16):
+def tiny_model(use_attn=True, seed=0, V_src=12, V_tgt=10, H=16, input_feed=False):
     torch.manual_seed(seed)
-    return build_model(V_src, V_tgt, H, dropout=0.0, use_attn=use_attn).eval()
+    return build_model(V_src, V_tgt, H, dropout=0.0, use_attn=use_attn, input_feed=input_feed).eval()
+
+
+DECODERS = [(False, False), (True, False), (True, True)]  # (use_attn, input_feed)
 
 
 def random_batch(seed=0, B=5, V_src=12, V_tgt=10, S=7, T=6):
@@ -56,9 +59,9 @@ def test_attention_matches_the_assignment_equations():
     torch.testing.assert_close(attn(s[None, None], h[None], torch.tensor([4]))[0, 0], expected)
 
 
-@pytest.mark.parametrize("use_attn", [False, True])
-def test_outputs_do_not_depend_on_padded_positions(use_attn):
-    model = tiny_model(use_attn)
+@pytest.mark.parametrize("use_attn, input_feed", DECODERS)
+def test_outputs_do_not_depend_on_padded_positions(use_attn, input_feed):
+    model = tiny_model(use_attn, input_feed=input_feed)
     src, lengths, tgt = random_batch()
     noisy = src.clone()
     pad = ~length_mask(lengths, src.size(1))
@@ -67,9 +70,9 @@ def test_outputs_do_not_depend_on_padded_positions(use_attn):
         torch.testing.assert_close(model(src, lengths, tgt)[0], model(noisy, lengths, tgt)[0])
 
 
-@pytest.mark.parametrize("use_attn", [False, True])
-def test_batch_equals_examples_one_by_one(use_attn):
-    model = tiny_model(use_attn)
+@pytest.mark.parametrize("use_attn, input_feed", DECODERS)
+def test_batch_equals_examples_one_by_one(use_attn, input_feed):
+    model = tiny_model(use_attn, input_feed=input_feed)
     src, lengths, tgt = random_batch()
     with torch.no_grad():
         enc_b, (h_b, _) = model.encoder(src, lengths)
@@ -86,9 +89,9 @@ def test_batch_equals_examples_one_by_one(use_attn):
             assert (greedy_b[i, len(one):] == p2g.PAD).all()
 
 
-@pytest.mark.parametrize("use_attn", [False, True])
-def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn):
-    model = tiny_model(use_attn)
+@pytest.mark.parametrize("use_attn, input_feed", DECODERS)
+def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn, input_feed):
+    model = tiny_model(use_attn, input_feed=input_feed)
     src, lengths, tgt = random_batch()
     with torch.no_grad():
         bulk, _ = model(src, lengths, tgt)
@@ -580,3 +583,47 @@ def test_strong_style_checkpoint_tests_with_every_decoding(tiny_corpus, tmp_path
     for flags in ([], ["--topp", "0.8"], ["--beam_size", "1", "3"]):
         for result in q3.main(["test"] + flags + common):
             assert 0 <= result["wer"] <= 1
+
+
+# ---- input feeding (beyond the assignment) ---------------------------------------------------------
+
+def test_input_feeding_feeds_the_previous_attentional_state():
+    """Step t's LSTM input is [embedding of y_{t-1}; s~_{t-1}] with s~_0 = 0: rebuilt here by hand."""
+    model = tiny_model(input_feed=True)
+    src, lengths, tgt = random_batch()
+    dec = model.decoder
+    with torch.no_grad():
+        enc, (h, c) = model.encoder(src, lengths)
+        out, state = dec(tgt, (h, c), enc, lengths)
+        feed = torch.zeros(5, 1, 16)
+        for t in range(tgt.size(1) - 1):
+            o, (h, c) = dec.lstm(torch.cat([dec.embedding(tgt[:, t:t + 1]), feed], -1), (h, c))
+            feed = dec.attn(o, enc, lengths)
+            torch.testing.assert_close(out[:, t:t + 1], feed)
+    assert len(state) == 3
+    torch.testing.assert_close(state[2], feed.transpose(0, 1))
+    assert dec.lstm.input_size == 32
+
+
+def test_input_feeding_beam_one_is_greedy_and_checkpoint_round_trips(tiny_corpus, tmp_path):
+    ckpt = tmp_path / "feed.pt"
+    q3.main(["train", "--use_attn", "--input_feed", "--hidden_size", "16", "--n_epochs", "2", "--batch_size", "4",
+             "--data_dir", str(tiny_corpus), "--out_dir", str(tmp_path), "--checkpoint_name", str(ckpt), "--quiet"])
+    model, src_vocab, tgt_vocab, saved = checkpoints.load_or_die(str(ckpt), torch.device("cpu"))
+    assert saved["config"]["input_feed"] is True and model.decoder.input_feed
+    dataset = p2g.Seq2SeqDataset([(p.split(), w) for p, w in WORDS], src_vocab, tgt_vocab)
+    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    greedy = decoding.decode(model, src, lengths, max_len=12)
+    for row, found in zip(greedy.tolist(), decoding.beam_search(model, src, lengths, max_len=12, beam_size=1)):
+        assert found[0][0] == (row[: row.index(p2g.EOS) + 1] if p2g.EOS in row else row)
+    beams = decoding.beam_search(model, src, lengths, max_len=12, beam_size=3)
+    tgt = torch.tensor([[p2g.SOS] + beams[0][0][0]])
+    with torch.no_grad():
+        logits, _ = model(src[:1, : lengths[0]], lengths[:1], tgt)
+    expected = torch.log_softmax(logits, -1)[0].gather(1, tgt[0, 1:, None]).sum().item()
+    assert beams[0][0][1] == pytest.approx(expected, abs=1e-4)
+
+
+def test_input_feeding_without_attention_is_an_argparse_error():
+    with pytest.raises(SystemExit):
+        q3.parse_args(["train", "--input_feed"])
