@@ -1,10 +1,13 @@
 #!/usr/bin/env python
 """Beyond the assignment: how far can this P2G data go?
 
-Trains the ablation routes and the strong model over several seeds with hw2-q3.py (a run whose
-results/q3/<name>-train.json exists is reused), chooses the decoding (single model or ensemble, beam
-size, length penalty) on the validation set, reads the test set once for that choice, and writes
-results/q3/strongest.json, results/q3/strongest-ablation.json and a figure comparing errors by length.
+Round 2 of the study (round 1 is kept as it was written, results/q3/strongest-round1*.json): starting
+from round 1's winner, tries further steps on seed 42 on the validation set and keeps those that help;
+trains the finalists over several seeds with hw2-q3.py (a run whose results/q3/<name>-train.json exists
+is reused); chooses the model (a single one, the ensemble of a finalist's seeds, or of both finalists')
+and the decoding (beam size, length penalty) on the validation set; reads the test set once for that
+choice; and writes results/q3/strongest.json, results/q3/strongest-ablation.json (both rounds) and a
+figure comparing errors by length.
 
     python strongest.py [--seeds 42 43 44] [--num_threads 1]
 """
@@ -24,27 +27,24 @@ import utils
 
 q3 = utils.load_script("hw2-q3")
 
-STRONG = ["--preset", "strong"]  # the final configuration, trained once per seed
-# Cumulative routes on the BiLSTM-attention model, seed 42; the last is --preset strong.
-ROUTES = [
-    ("cosine schedule, 30 epochs, checkpoint chosen on WER", "strong-abl-cosine-wer",
-     ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer"]),
-    ("+ hidden size 256", "strong-abl-h256",
-     ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer", "--hidden_size", "256"]),
-    ("+ 2 encoder layers", "strong-abl-h256-l2",
-     ["--use_attn", "--lr_schedule", "cosine", "--n_epochs", "30", "--select_on", "wer", "--hidden_size", "256",
-      "--enc_layers", "2"]),
-    ("+ label smoothing 0.1 (--preset strong)", "strong-seed42", STRONG + ["--seed", "42"]),
-]
-# The two finalists: (label, checkpoint name of a seed, flags). Seed 42 without label smoothing is the
-# last ablation route, trained with the same configuration.
-FINALISTS = [
-    ("with label smoothing (--preset strong)", lambda s: f"strong-seed{s}", STRONG),
-    ("without label smoothing", lambda s: "strong-abl-h256-l2" if s == 42 else f"strong-nols-seed{s}",
-     STRONG + ["--label_smoothing", "0"]),
-]
+# Round 1 (strongest.py at commit 2108237) tried cosine schedule, hidden 256, a 2-layer encoder and label
+# smoothing on seed 42, trained two finalists over seeds 42-44, chose on validation and read the test set
+# once: results/q3/strongest-round1*.json, kept as they were written. Its winner is round 2's base.
+ROUND1, ROUND1_COMMIT = "strongest-round1", "2108237"
+BASE = ["--preset", "strong", "--label_smoothing", "0"]  # round 1's winner: --preset strong without label smoothing
+# Round 2: steps tried on seed 42 on top of the base, in order; a step is kept when it lowers the validation
+# WER (ties: CER) of the best configuration so far.
+STEPS = [("dropout 0.4", "d04", ["--dropout", "0.4"]),
+         ("input feeding", "feed", ["--input_feed"])]
 BEAMS, PENALTIES = (1, 5, 10), (0.5, 1.0, 1.5)
 OTEANN_WER = 1 - 0.364  # Marjou (2020), arXiv 1912.13321: 36.4 % of English words right from IPA
+
+
+def run_name(tags, seed):
+    """Checkpoint stem of a configuration (the base plus the step tags) and seed; round 1 named the base's."""
+    if not tags:
+        return "strong-abl-h256-l2" if seed == 42 else f"strong-nols-seed{seed}"
+    return "strong-" + "-".join(tags) + f"-seed{seed}"
 
 
 def train_if_missing(name, flags, args):
@@ -108,9 +108,21 @@ def wer_by_length(preds, golds, bins=((1, 4), (5, 6), (7, 8), (9, 10), (11, 99))
     return out
 
 
+def load_models(names):
+    return [checkpoints.load_or_die(f"{n}.pt", torch.device("cpu"))[0] for n in names]
+
+
+def round1_record(out_dir):
+    """Round 1's summary and ablation rows as written then, or (None, []) when absent."""
+    path = os.path.join(out_dir, f"{ROUND1}.json")
+    if not os.path.exists(path):
+        return None, []
+    return utils.load_json(path), utils.load_json(os.path.join(out_dir, f"{ROUND1}-ablation.json"))["rows"]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of the strong model")
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of each finalist")
     p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads per training run")
     p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv")
     p.add_argument("--out_dir", default="results/q3", help="where the runs and the summary go")
@@ -120,56 +132,72 @@ def main(argv=None):
         corpus, _ = p2g.load_corpus(args.data_dir, True)
     except p2g.DataError as e:
         utils.die(str(e))
+    round1, round1_rows = round1_record(args.out_dir)
+    ablation = [dict(r, round=1) for r in round1_rows]
 
-    ablation = []
-    baseline = utils.load_json(os.path.join(args.out_dir, "attn-train.json"))
-    ablation.append({"route": "assignment model (Q3b), greedy", "run": "attn", "config": baseline["config"],
-                     "train_minutes": round(baseline["wall_seconds"] / 60, 1),
-                     "val_cer": baseline["best_val_cer"], "val_wer": baseline["best_val_wer"]})
-    for route, name, flags in ROUTES:
-        run = train_if_missing(name, flags, args)
-        ablation.append({"route": route + ", greedy", "run": name, "config": run["config"],
+    # Round 2, steps on seed 42: keep a step when it lowers the validation WER (ties: CER).
+    base_run = train_if_missing(run_name((), 42), BASE + ["--seed", "42"], args)
+    best_tags, best_flags, best_score = (), [], (base_run["best_val_wer"], base_run["best_val_cer"])
+    ablation.append({"round": 2, "route": "base: round 1's winner (--preset strong, no label smoothing), greedy",
+                     "run": run_name((), 42), "config": base_run["config"],
+                     "train_minutes": round(base_run["wall_seconds"] / 60, 1),
+                     "val_cer": base_run["best_val_cer"], "val_wer": base_run["best_val_wer"]})
+    for label, tag, flags in STEPS:
+        tags = best_tags + (tag,)
+        run = train_if_missing(run_name(tags, 42), BASE + best_flags + flags + ["--seed", "42"], args)
+        score = (run["best_val_wer"], run["best_val_cer"])
+        kept = score < best_score
+        ablation.append({"round": 2, "route": f"+ {label}, greedy" + ("" if kept else " (not kept)"),
+                         "run": run_name(tags, 42), "config": run["config"], "kept": kept,
                          "train_minutes": round(run["wall_seconds"] / 60, 1),
                          "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"]})
-    # Two finalists, as the last route left it open (label smoothing lowered the validation CER but not
-    # the WER of seed 42): both are trained over the seeds, and the choice is made on validation.
-    candidates = []
-    for label, name, flags in FINALISTS:
-        runs = {s: train_if_missing(name(s), flags + ["--seed", str(s)], args) for s in args.seeds}
-        models = [checkpoints.load_or_die(f"{name(s)}.pt", torch.device("cpu"))[0] for s in args.seeds]
-        candidates.append({"label": label, "name": name, "runs": runs, "models": models})
-    _, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(f"{FINALISTS[0][1](args.seeds[0])}.pt", torch.device("cpu"))
+        if kept:
+            best_tags, best_flags, best_score = tags, best_flags + flags, score
+
+    # Finalists over the seeds: the base and, when a step was kept, round 2's configuration; candidates are
+    # each finalist's seed-42 model, the ensemble of its seeds, and the ensemble of both finalists' seeds.
+    finalists = [("round 1's winner", ())] + ([("round 2's configuration", best_tags)] if best_tags else [])
+    members = {}  # label -> [(seed, checkpoint stem, train JSON)]
+    for label, tags in finalists:
+        flags = BASE + [f for _, tag, fl in STEPS if tag in tags for f in fl]
+        members[label] = [(s, run_name(tags, s), train_if_missing(run_name(tags, s), flags + ["--seed", str(s)], args))
+                          for s in args.seeds]
+    _, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(f"{run_name((), args.seeds[0])}.pt", torch.device("cpu"))
     sets = {s: p2g.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
     golds = {s: [w for _, w in corpus[s]] for s in ("valid", "test")}
     for row in ablation:
-        model = checkpoints.model_from_config(row["config"], len(src_vocab), len(tgt_vocab))
-        row["params"] = sum(t.numel() for t in model.parameters())
+        if "config" in row and "params" not in row:
+            model = checkpoints.model_from_config(row["config"], len(src_vocab), len(tgt_vocab))
+            row["params"] = sum(t.numel() for t in model.parameters())
 
+    candidates = []  # (label, [(finalist, seed, name, train JSON)])
+    for label, _ in finalists:
+        runs = [(label,) + m for m in members[label]]
+        candidates += [(f"{label}: seed {args.seeds[0]}", runs[:1]),
+                       (f"{label}: ensemble of {len(runs)} seeds (mean log-probabilities)", runs)]
+    if len(finalists) > 1:
+        union = [(label,) + m for label, _ in finalists for m in members[label]]
+        candidates.append((f"both finalists: ensemble of {len(union)} models (mean log-probabilities)", union))
     options, grids = [], {}
-    for c in candidates:
-        for kind, model in (("single", c["models"][0]), ("ensemble", c["models"])):
-            grid, best = tune_decoding(model, sets["valid"], golds["valid"], tgt_vocab)
-            grids[f"{c['label']} / {kind}"] = grid
-            what = (f"seed {args.seeds[0]}" if kind == "single" else
-                    f"ensemble of {len(c['models'])} seeds (mean log-probabilities)")
-            ablation.append({"route": f"{c['label']}: {what}, beam {best['beam_size']}, length penalty "
-                             f"{best['length_penalty']:g} (chosen on validation)",
-                             "run": c["name"](args.seeds[0]) if kind == "single" else
-                                    "+".join(c["name"](s) for s in args.seeds),
-                             "val_cer": best["val_cer"], "val_wer": best["val_wer"]})
-            options.append({"candidate": c, "kind": kind, "model": model, "best": best, "row": ablation[-1]})
+    for label, runs in candidates:
+        models = load_models([name for _, _, name, _ in runs])
+        grid, best = tune_decoding(models if len(models) > 1 else models[0], sets["valid"], golds["valid"], tgt_vocab)
+        grids[label] = grid
+        ablation.append({"round": 2, "route": f"{label}, beam {best['beam_size']}, length penalty "
+                                              f"{best['length_penalty']:g} (chosen on validation)",
+                         "run": "+".join(name for _, _, name, _ in runs), "val_cer": best["val_cer"],
+                         "val_wer": best["val_wer"]})
+        options.append({"label": label, "runs": runs, "models": models, "best": best, "row": ablation[-1]})
     option = min(options, key=lambda o: (o["best"]["val_wer"], o["best"]["val_cer"]))
-    winner, choice, chosen = option["candidate"], option["best"], option["model"]
-    use_ensemble = option["kind"] == "ensemble"
-    ensemble = winner["models"]
-    runs = dict(zip(args.seeds, (winner["runs"][s] for s in args.seeds)))
-    n_params = sum(t.numel() for t in ensemble[0].parameters())
+    choice, runs, models = option["best"], option["runs"], option["models"]
+    chosen = models if len(models) > 1 else models[0]
+    n_params = sum(t.numel() for t in models[0].parameters())
 
     # Beyond the model: rerank the n-best with an external word list (ISLEX spellings, no pronunciations).
     words = p2g.islex_words()
     lex_grid = []
     for beam in (5, 10):
-        nbest = decoding.beam_search_dataset(ensemble, sets["valid"], tgt_vocab, 500, 50, beam, choice["length_penalty"])
+        nbest = decoding.beam_search_dataset(models, sets["valid"], tgt_vocab, 500, 50, beam, choice["length_penalty"])
         cer, wer = q3.cer_wer(lexicon_rerank(nbest, words), golds["valid"])
         lex_grid.append({"beam_size": beam, "length_penalty": choice["length_penalty"], "val_cer": cer, "val_wer": wer})
     best_lex = min(lex_grid, key=lambda r: (r["val_wer"], r["val_cer"]))
@@ -180,20 +208,20 @@ def main(argv=None):
                                        choice["length_penalty"])
     test_seconds = time.time() - t0
     option["row"].update(test_cer=test_scores["cer"], test_wer=test_scores["wer"], chosen=True)
-    nbest = decoding.beam_search_dataset(ensemble, sets["test"], tgt_vocab, 500, 50, best_lex["beam_size"],
+    nbest = decoding.beam_search_dataset(models, sets["test"], tgt_vocab, 500, 50, best_lex["beam_size"],
                                          best_lex["length_penalty"])
     lex_test_cer, lex_test_wer = q3.cer_wer(lexicon_rerank(nbest, words), golds["test"])
-    ablation.append({"route": f"+ n-best reranked with an English word list (ISLEX spellings), beam {best_lex['beam_size']}"
-                              " (external knowledge: not comparable with OTEANN)",
-                     "run": "+".join(winner["name"](s) for s in args.seeds), "val_cer": best_lex["val_cer"], "val_wer": best_lex["val_wer"],
+    ablation.append({"round": 2, "route": f"+ n-best reranked with an English word list (ISLEX spellings), beam "
+                                          f"{best_lex['beam_size']} (external knowledge: not comparable with OTEANN)",
+                     "run": option["row"]["run"], "val_cer": best_lex["val_cer"], "val_wer": best_lex["val_wer"],
                      "test_cer": lex_test_cer, "test_wer": lex_test_wer, "external_word_list": True})
     seeds = []
-    for s, model in zip(args.seeds, ensemble):
+    for (finalist, s, name, run), model in zip(runs, models):
         val, _ = evaluate(model, sets["valid"], golds["valid"], tgt_vocab, choice["beam_size"], choice["length_penalty"])
         test, _ = evaluate(model, sets["test"], golds["test"], tgt_vocab, choice["beam_size"], choice["length_penalty"])
-        seeds.append({"seed": s, "checkpoint": f"{winner['name'](s)}.pt", "val_cer": val["cer"], "val_wer": val["wer"],
-                      "test_cer": test["cer"], "test_wer": test["wer"],
-                      "train_minutes": round(runs[s]["wall_seconds"] / 60, 1), "best_epoch": runs[s]["best_epoch"]})
+        seeds.append({"seed": s, "finalist": finalist, "checkpoint": f"{name}.pt", "val_cer": val["cer"],
+                      "val_wer": val["wer"], "test_cer": test["cer"], "test_wer": test["wer"],
+                      "train_minutes": round(run["wall_seconds"] / 60, 1), "best_epoch": run["best_epoch"]})
 
     assignment = utils.load_json(os.path.join(args.out_dir, "attn-test-greedy.json"))
     base_preds = [ex["pred"] for ex in assignment["examples"]]
@@ -204,28 +232,36 @@ def main(argv=None):
                  "strongest": wer_by_length(test_preds, golds["test"])}
     stem = os.path.join(args.out_dir, "strongest")
     diagnostics.plot_bins({"assignment model, greedy": by_length["assignment"],
-                           "strongest" + (" ensemble" if use_ensemble else ""): by_length["strongest"]},
+                           "strongest" + (" ensemble" if len(models) > 1 else ""): by_length["strongest"]},
                           "lengths", "wer", "Length of the gold spelling (characters)", "Test WER",
                           f"{stem}-wer_by_length", ylim=(0, 1), legend_loc="upper left")
     fixed = sum(b != g and t == g for b, t, g in zip(base_preds, test_preds, golds["test"]))
     broken = sum(b == g and t != g for b, t, g in zip(base_preds, test_preds, golds["test"]))
 
     minutes = [r["train_minutes"] for r in seeds]
+    earlier = [] if round1 is None else [{
+        "round": 1, "commit": ROUND1_COMMIT, "record": f"{ROUND1}.json", "headline": round1["headline"],
+        "val_wer": round1["val_wer"], "val_cer": round1["val_cer"],
+        "test_wer": round1["test_wer"], "test_cer": round1["test_cer"]}]
     summary = {
         "test_wer": test_scores["wer"], "test_cer": test_scores["cer"],
-        "headline": winner["label"] + ", " + (f"ensemble of {len(ensemble)} seeds" if use_ensemble else f"seed {args.seeds[0]}") +
-                    f", beam {choice['beam_size']}, length penalty {choice['length_penalty']:g}",
-        "ensemble": use_ensemble, "beam_size": choice["beam_size"], "length_penalty": choice["length_penalty"],
-        "val_wer": choice["val_wer"], "val_cer": choice["val_cer"], "selected_on": "valid",
-        "seeds": seeds, "seed_mean_test_wer": statistics.mean(r["test_wer"] for r in seeds),
+        "headline": option["label"] + f", beam {choice['beam_size']}, length penalty {choice['length_penalty']:g}",
+        "round": 2, "earlier_test_reads": earlier,
+        "round2_steps_kept": [label for label, tag, _ in STEPS if tag in best_tags],
+        "ensemble": len(models) > 1, "n_models": len(models), "beam_size": choice["beam_size"],
+        "length_penalty": choice["length_penalty"], "val_wer": choice["val_wer"], "val_cer": choice["val_cer"],
+        "selected_on": "valid", "seeds": seeds,
+        "seed_mean_test_wer": statistics.mean(r["test_wer"] for r in seeds),
         "seed_mean_test_cer": statistics.mean(r["test_cer"] for r in seeds),
-        "config": runs[args.seeds[0]]["config"], "params": n_params,
+        "configs": {label: members[label][0][2]["config"] for label, _ in finalists
+                    if any(r[0] == label for r in runs)},
+        "params": n_params,
         "command": "python strongest.py --seeds " + " ".join(map(str, args.seeds)),
         "train_minutes": max(minutes), "train_minutes_per_seed": minutes,
-        "train_threads": runs[args.seeds[0]]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
-        "finalist": winner["label"], "decoding_grid": grids,
+        "train_threads": runs[0][3]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
+        "decoding_grid": grids,
         "lexicon_rerank": {"grid": lex_grid, "test_cer": lex_test_cer, "test_wer": lex_test_wer,
-                           "note": "n-best of the ensemble reranked with the ISLEX word list; not the headline"},
+                           "note": "n-best of the chosen model(s) reranked with the ISLEX word list; not the headline"},
         "errors": profile, "by_length": by_length, "fixed_vs_assignment": fixed, "broken_vs_assignment": broken,
         "oteann_wer": OTEANN_WER, "examples": [{"gold": g, "pred": t, "assignment_pred": b}
                                            for b, t, g in zip(base_preds, test_preds, golds["test"])],
@@ -234,9 +270,9 @@ def main(argv=None):
     utils.save_json({"selected_on": "valid", "rows": ablation}, f"{stem}-ablation.json")
     for row in ablation:
         test = f" | test CER {row['test_cer']:.4f} WER {row['test_wer']:.4f}" if "test_wer" in row else ""
-        print(f"{row['route']:<95} val CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{test}")
+        print(f"round {row['round']}: {row['route']:<100} val CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{test}")
     print(f"strongest ({summary['headline']}): test CER {summary['test_cer']:.4f}, WER {summary['test_wer']:.4f}; "
-          "per seed test WER " + ", ".join(f"{r['test_wer']:.3f}" for r in seeds) + f"; wrote {stem}.json")
+          "per model test WER " + ", ".join(f"{r['test_wer']:.3f}" for r in seeds) + f"; wrote {stem}.json")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""strongest.py end to end on a tiny corpus: routes, seeds, validation choice, one test read, outputs."""
+"""strongest.py end to end on a tiny corpus: steps, seeds, validation choice, one test read, outputs."""
 import json
 
 import pytest
@@ -10,7 +10,8 @@ q3 = utils.load_script("hw2-q3")
 
 WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
          ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck")]
-TINY = ["--use_attn", "--hidden_size", "16", "--n_epochs", "2", "--dropout", "0", "--batch_size", "4"]
+TINY = ["--use_attn", "--hidden_size", "16", "--n_epochs", "2", "--dropout", "0", "--batch_size", "4",
+        "--select_on", "wer"]
 
 
 def test_strongest_runs_end_to_end_on_a_tiny_corpus(tmp_path, monkeypatch):
@@ -24,19 +25,31 @@ def test_strongest_runs_end_to_end_on_a_tiny_corpus(tmp_path, monkeypatch):
     common = ["--data_dir", str(data), "--out_dir", str(out), "--quiet"]
     q3.main(["train", "--checkpoint_name", "attn.pt"] + TINY + common)
     q3.main(["test", "--checkpoint_name", "attn.pt"] + common)
-    monkeypatch.setattr(strongest, "ROUTES", [("+ hidden 24", "strong-abl-h24", TINY + ["--hidden_size", "24"])])
-    monkeypatch.setattr(strongest, "FINALISTS", [
-        ("smoothed", lambda s: f"strong-seed{s}", TINY + ["--select_on", "wer", "--label_smoothing", "0.1"]),
-        ("plain", lambda s: f"strong-nols-seed{s}", TINY + ["--select_on", "wer"])])
+    round1 = {"headline": "an earlier choice", "val_wer": 0.5, "val_cer": 0.2, "test_wer": 0.4, "test_cer": 0.1}
+    utils.save_json(round1, str(out / "strongest-round1.json"))
+    utils.save_json({"rows": [{"route": "earlier route", "val_cer": 0.2, "val_wer": 0.5}]},
+                    str(out / "strongest-round1-ablation.json"))
+    monkeypatch.setattr(strongest, "BASE", TINY)
+    # whether a step is kept depends on the tiny runs: the rows are checked against the rule below
+    monkeypatch.setattr(strongest, "STEPS", [("hidden 24", "h24", ["--hidden_size", "24"]),
+                                             ("input feeding", "feed", ["--input_feed"])])
     strongest.main(["--seeds", "1", "2", "3", "--data_dir", str(data), "--out_dir", str(out)])
     summary = json.loads((out / "strongest.json").read_text())
-    assert summary["selected_on"] == "valid" and [s["seed"] for s in summary["seeds"]] == [1, 2, 3]
-    assert summary["finalist"] in ("smoothed", "plain") and len(summary["decoding_grid"]) == 4
-    assert 0 <= summary["test_wer"] <= 1 and 0 <= summary["test_cer"]
     rows = json.loads((out / "strongest-ablation.json").read_text())["rows"]
-    assert [r["run"] for r in rows[:2]] == ["attn", "strong-abl-h24"]
-    assert sum("test_wer" in r for r in rows) == 2  # the final choice, and the word-list reranking beside it
+    assert summary["selected_on"] == "valid" and summary["earlier_test_reads"][0]["test_wer"] == 0.4
+    assert rows[0] == {"route": "earlier route", "val_cer": 0.2, "val_wer": 0.5, "round": 1}
+    steps = [r for r in rows if r["round"] == 2 and "kept" in r]
+    base = next(r for r in rows if r["route"].startswith("base"))
+    best = (base["val_wer"], base["val_cer"])
+    for r in steps:  # the rule: a step is kept when it beats the best configuration so far
+        assert r["kept"] == ((r["val_wer"], r["val_cer"]) < best)
+        best = min(best, (r["val_wer"], r["val_cer"]))
+    assert summary["round2_steps_kept"] == [r["route"][2:].split(",")[0] for r in steps if r["kept"]]
+    candidates = [r for r in rows if "chosen on validation" in r["route"]]
+    assert len(candidates) == (5 if summary["round2_steps_kept"] else 2)
     chosen = [r for r in rows if r.get("chosen")]
-    assert len(chosen) == 1 and chosen[0]["val_wer"] == min(r["val_wer"] for r in rows[2:6])
-    assert all(r["params"] > 0 for r in rows[:2])
+    assert len(chosen) == 1 and chosen[0]["val_wer"] == min(r["val_wer"] for r in candidates)
+    assert sum("test_wer" in r for r in rows if r["round"] == 2) == 2  # the choice, and the word-list reranking
+    assert len(summary["seeds"]) == summary["n_models"] and 0 <= summary["test_wer"] <= 1
+    assert all(r["params"] > 0 for r in rows if "config" in r)
     assert (out / "strongest-wer_by_length.pdf").exists()
