@@ -38,15 +38,17 @@ def test_strongest_runs_end_to_end_on_a_tiny_corpus(tmp_path, monkeypatch):
     rows = json.loads((out / "strongest-ablation.json").read_text())["rows"]
     assert summary["selected_on"] == "valid" and summary["earlier_test_reads"][0]["test_wer"] == 0.4
     assert rows[0] == {"route": "earlier route", "val_cer": 0.2, "val_wer": 0.5, "round": 1}
-    steps = [r for r in rows if r["round"] == 2 and "kept" in r]
     base = next(r for r in rows if r["route"].startswith("base"))
-    best = (base["val_wer"], base["val_cer"])
-    for r in steps:  # the rule: a step is kept when it beats the best configuration so far
-        assert r["kept"] == ((r["val_wer"], r["val_cer"]) < best)
-        best = min(best, (r["val_wer"], r["val_cer"]))
-    assert summary["round2_steps_kept"] == [r["route"][2:].split(",")[0] for r in steps if r["kept"]]
+    score = lambda r: (r["val_wer"], r["val_cer"])
+    steps = [r for r in rows if "kept" in r]
+    assert len(steps) == 2 and all(r["kept"] == (score(r) < score(base)) for r in steps)
+    kept, together = [r for r in steps if r["kept"]], [r for r in rows if "together" in r["route"]]
+    assert len(together) == (len(kept) == 2)  # two kept steps that set different flags are tried together
+    winner = min([base] + kept + together, key=score)
+    assert summary["round2_steps"] == [label for label, tag in (("hidden 24", "h24"), ("input feeding", "feed"))
+                                       if tag in winner["run"].split("-")]
     candidates = [r for r in rows if "chosen on validation" in r["route"]]
-    assert len(candidates) == (5 if summary["round2_steps_kept"] else 2)
+    assert len(candidates) == (5 if summary["round2_steps"] else 2)
     chosen = [r for r in rows if r.get("chosen")]
     assert len(chosen) == 1 and chosen[0]["val_wer"] == min(r["val_wer"] for r in candidates)
     assert sum("test_wer" in r for r in rows if r["round"] == 2) == 2  # the choice, and the word-list reranking
