@@ -91,7 +91,9 @@ q3() {
   done
 }
 
-strong() {  # beyond the assignment: ablation routes, two finalists over three seeds, decoding chosen on validation
+strong() {  # beyond the assignment, round 2: steps on round 1's winner, finalists over seeds, choice on validation
+  # Round 1's record (results/q3/strongest-round1*.json) was written by strongest.py at commit 2108237: to redo
+  # it, run that commit's ./reproduce.sh strong in a checkout of it (git worktree add ../round1 2108237).
   step results/q3/strongest.json results/q3/strongest.log python strongest.py --seeds 42 43 44
   ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['seeds'][0]['checkpoint'])")
   step results/q3/strongest-spell.txt results/q3/strongest-spell.log \

@@ -75,8 +75,11 @@ def readme_results():
                         f"{r['final_test_acc']:.4f} · best-validation epoch {r['best_val_test_acc']:.4f} |")
     if os.path.exists(os.path.join(ROOT, "results", "q3", "strongest.json")):
         st = load("q3/strongest.json")
-        rows.append(f"| beyond: strongest P2G model ({st['headline']}) | CER {st['test_cer']:.4f} · "
-                    f"WER {st['test_wer']:.4f} (seed mean {st['seed_mean_test_wer']:.4f}) |")
+        earlier = "".join(f"; round {r['round']}'s choice, the test set's first read: WER {r['test_wer']:.4f}"
+                          for r in st.get("earlier_test_reads", []))
+        rows.append(f"| beyond: strongest P2G model, round {st.get('round', 1)} ({st['headline']}) | "
+                    f"CER {st['test_cer']:.4f} · WER {st['test_wer']:.4f} (members' mean "
+                    f"{st['seed_mean_test_wer']:.4f}{earlier}) |")
     return "\n".join(rows)
 
 

@@ -78,5 +78,7 @@ def test_report_builds_within_12_pages_and_its_numbers_equal_the_jsons(tmp_path)
     assert numbers["q2_bn_test"] == results(f"q2/cnn-bn-lr{best:g}.json")["final_test_acc"]
     assert numbers["q3_noattn_cer"] == results("q3/no-attn-test-greedy.json")["cer"]
     assert numbers["q3_attn_cer"] == results("q3/attn-test-greedy.json")["cer"]
+    if os.path.exists(os.path.join(ROOT, "results", "q3", "strongest.json")):
+        assert numbers["q3_strongest_wer"] == results("q3/strongest.json")["test_wer"]
     assert numbers["q3_attn_wer"] == results("q3/attn-test-greedy.json")["wer"]
     assert numbers["q3_topp_wer_at_k"] == results("q3/attn-test-topp0.8.json")["wer_at_k"]
