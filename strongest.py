@@ -36,7 +36,9 @@ BASE = ["--preset", "strong", "--label_smoothing", "0"]  # round 1's winner: --p
 # validation WER (ties: CER). Kept steps that set different flags are then tried together.
 STEPS = [("dropout 0.4", "d04", ["--dropout", "0.4"]),
          ("dropout 0.2", "d02", ["--dropout", "0.2"]),
-         ("input feeding", "feed", ["--input_feed"])]
+         ("input feeding", "feed", ["--input_feed"]),
+         ("3 encoder layers", "l3", ["--enc_layers", "3"]),
+         ("40 epochs", "e40", ["--n_epochs", "40"])]
 BEAMS, PENALTIES = (1, 5, 10), (0.5, 1.0, 1.5)
 OTEANN_WER = 1 - 0.364  # Marjou (2020), arXiv 1912.13321: 36.4 % of English words right from IPA
 
@@ -140,8 +142,11 @@ def main(argv=None):
 
     # Round 2 on seed 42: each step on top of the base, kept when it lowers the validation WER (ties: CER);
     # then the kept steps together (the best of those that set the same flag).
+    seed42 = []  # (label, tags, train JSON) of every seed-42 run of round 2
+
     def seed42_row(label, tags, **extra):
         run = train_if_missing(run_name(tags, 42), step_flags(tags) + ["--seed", "42"], args)
+        seed42.append((label, tags, run))
         ablation.append({"round": 2, "route": label, "run": run_name(tags, 42), "config": run["config"], **extra,
                          "train_minutes": round(run["wall_seconds"] / 60, 1),
                          "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"]})
@@ -181,9 +186,15 @@ def main(argv=None):
         runs = [(label,) + m for m in members[label]]
         candidates += [(f"{label}: seed {args.seeds[0]}", runs[:1]),
                        (f"{label}: ensemble of {len(runs)} seeds (mean log-probabilities)", runs)]
+    union = [(label,) + m for label, _ in finalists for m in members[label]]
     if len(finalists) > 1:
-        union = [(label,) + m for label, _ in finalists for m in members[label]]
         candidates.append((f"both finalists: ensemble of {len(union)} models (mean log-probabilities)", union))
+    every = {name: (label, seed, name, run) for label, seed, name, run in union}
+    for label, tags, run in seed42:
+        every.setdefault(run_name(tags, 42), (label.split(",")[0], 42, run_name(tags, 42), run))
+    if len(every) > len(union):
+        candidates.append((f"every round-2 model (finalists' seeds and seed-42 steps): ensemble of {len(every)} "
+                           "(mean log-probabilities)", list(every.values())))
     options, grids = [], {}
     for label, runs in candidates:
         models = load_models([name for _, _, name, _ in runs])
@@ -196,6 +207,10 @@ def main(argv=None):
         options.append({"label": label, "runs": runs, "models": models, "best": best, "row": ablation[-1]})
     option = min(options, key=lambda o: (o["best"]["val_wer"], o["best"]["val_cer"]))
     choice, runs, models = option["best"], option["runs"], option["models"]
+    if round1 is not None and (choice["val_wer"], choice["val_cer"]) >= (round1["val_wer"], round1["val_cer"]):
+        utils.save_json({"selected_on": "valid", "rows": ablation}, os.path.join(args.out_dir, "strongest-ablation.json"))
+        utils.die(f"round 2's best ({option['label']}: validation WER {choice['val_wer']:.4f}) does not beat round 1's "
+                  f"choice ({round1['val_wer']:.4f}) on validation: the test set is not read again; round 1's record stands")
     chosen = models if len(models) > 1 else models[0]
     n_params = max(sum(t.numel() for t in m.parameters()) for m in models)
 

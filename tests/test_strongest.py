@@ -25,15 +25,20 @@ def test_strongest_runs_end_to_end_on_a_tiny_corpus(tmp_path, monkeypatch):
     common = ["--data_dir", str(data), "--out_dir", str(out), "--quiet"]
     q3.main(["train", "--checkpoint_name", "attn.pt"] + TINY + common)
     q3.main(["test", "--checkpoint_name", "attn.pt"] + common)
-    round1 = {"headline": "an earlier choice", "val_wer": 0.5, "val_cer": 0.2, "test_wer": 0.4, "test_cer": 0.1}
-    utils.save_json(round1, str(out / "strongest-round1.json"))
-    utils.save_json({"rows": [{"route": "earlier route", "val_cer": 0.2, "val_wer": 0.5}]},
-                    str(out / "strongest-round1-ablation.json"))
     monkeypatch.setattr(strongest, "BASE", TINY)
     # whether a step is kept depends on the tiny runs: the rows are checked against the rule below
     monkeypatch.setattr(strongest, "STEPS", [("hidden 24", "h24", ["--hidden_size", "24"]),
                                              ("input feeding", "feed", ["--input_feed"])])
-    strongest.main(["--seeds", "1", "2", "3", "--data_dir", str(data), "--out_dir", str(out)])
+    argv = ["--seeds", "1", "2", "3", "--data_dir", str(data), "--out_dir", str(out)]
+    round1 = {"headline": "an earlier choice", "val_wer": 0.0, "val_cer": 0.0, "test_wer": 0.4, "test_cer": 0.1}
+    utils.save_json(round1, str(out / "strongest-round1.json"))
+    utils.save_json({"rows": [{"route": "earlier route", "val_cer": 0.2, "val_wer": 0.5}]},
+                    str(out / "strongest-round1-ablation.json"))
+    with pytest.raises(SystemExit):  # round 1's choice is unbeatable on validation: no second test read
+        strongest.main(argv)
+    assert not (out / "strongest.json").exists() and (out / "strongest-ablation.json").exists()
+    utils.save_json(dict(round1, val_wer=1.0, val_cer=99.0), str(out / "strongest-round1.json"))
+    strongest.main(argv)
     summary = json.loads((out / "strongest.json").read_text())
     rows = json.loads((out / "strongest-ablation.json").read_text())["rows"]
     assert summary["selected_on"] == "valid" and summary["earlier_test_reads"][0]["test_wer"] == 0.4
@@ -48,7 +53,8 @@ def test_strongest_runs_end_to_end_on_a_tiny_corpus(tmp_path, monkeypatch):
     assert summary["round2_steps"] == [label for label, tag in (("hidden 24", "h24"), ("input feeding", "feed"))
                                        if tag in winner["run"].split("-")]
     candidates = [r for r in rows if "chosen on validation" in r["route"]]
-    assert len(candidates) == (5 if summary["round2_steps"] else 2)
+    n = 2 if summary["round2_steps"] else 1  # finalists: each alone and as an ensemble, both, every round-2 model
+    assert len(candidates) == 2 * n + (n > 1) + 1 and "every round-2 model" in candidates[-1]["route"]
     chosen = [r for r in rows if r.get("chosen")]
     assert len(chosen) == 1 and chosen[0]["val_wer"] == min(r["val_wer"] for r in candidates)
     assert sum("test_wer" in r for r in rows if r["round"] == 2) == 2  # the choice, and the word-list reranking
