@@ -144,10 +144,10 @@ def main(argv=None):
     # then the kept steps together (the best of those that set the same flag).
     seed42 = []  # (label, tags, train JSON) of every seed-42 run of round 2
 
-    def seed42_row(label, tags, **extra):
+    def seed42_row(label, tags):
         run = train_if_missing(run_name(tags, 42), step_flags(tags) + ["--seed", "42"], args)
         seed42.append((label, tags, run))
-        ablation.append({"round": 2, "route": label, "run": run_name(tags, 42), "config": run["config"], **extra,
+        ablation.append({"round": 2, "route": label, "run": run_name(tags, 42), "config": run["config"],
                          "train_minutes": round(run["wall_seconds"] / 60, 1),
                          "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"]})
         return run["best_val_wer"], run["best_val_cer"]
@@ -280,6 +280,9 @@ def main(argv=None):
         "command": "python strongest.py --seeds " + " ".join(map(str, args.seeds)),
         "train_minutes": max(minutes), "train_minutes_per_seed": minutes,
         "train_threads": runs[0][3]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
+        "finalists": {label: [{"seed": seed, "run": name, "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"],
+                               "train_minutes": round(run["wall_seconds"] / 60, 1)} for seed, name, run in members[label]]
+                      for label, _ in finalists},
         "decoding_grid": grids,
         "lexicon_rerank": {"grid": lex_grid, "test_cer": lex_test_cer, "test_wer": lex_test_wer,
                            "note": "n-best of the chosen model(s) reranked with the ISLEX word list; not the headline"},
