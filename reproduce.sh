@@ -94,7 +94,7 @@ q3() {
 strong() {  # beyond the assignment, round 2: steps on round 1's winner, finalists over seeds, choice on validation
   # Round 1's record (results/q3/strongest-round1*.json) was written by strongest.py at commit 2108237: to redo
   # it, run that commit's ./reproduce.sh strong in a checkout of it (git worktree add ../round1 2108237).
-  step results/q3/strongest.json results/q3/strongest.log python strongest.py --seeds 42 43 44
+  step results/q3/strongest.json results/q3/strongest.log python strongest.py --seeds 42 43 44 --num_threads 2
   ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['seeds'][0]['checkpoint'])")
   step results/q3/strongest-spell.txt results/q3/strongest-spell.log \
     bash -c "python hw2-q3.py spell --checkpoint_name $ck 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m' > results/q3/strongest-spell.txt"

@@ -128,7 +128,7 @@ def round1_record(out_dir):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of each finalist")
-    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads per training run")
+    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads, for training runs and decoding")
     p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv")
     p.add_argument("--out_dir", default="results/q3", help="where the runs and the summary go")
     args = p.parse_args(argv)
@@ -277,7 +277,7 @@ def main(argv=None):
         "configs": {label: members[label][0][2]["config"] for label, _ in finalists
                     if any(r[0] == label for r in runs)},
         "params": n_params,
-        "command": "python strongest.py --seeds " + " ".join(map(str, args.seeds)),
+        "command": "python strongest.py --seeds " + " ".join(map(str, args.seeds)) + f" --num_threads {args.num_threads}",
         "train_minutes": max(minutes), "train_minutes_per_seed": minutes,
         "train_threads": runs[0][3]["num_threads"], "test_decode_seconds": round(test_seconds, 2),
         "finalists": {label: [{"seed": seed, "run": name, "val_cer": run["best_val_cer"], "val_wer": run["best_val_wer"],
