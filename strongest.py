@@ -3,7 +3,7 @@
 
 Round 2 of the study (round 1 is kept as it was written, results/q3/strongest-round1*.json): starting
 from round 1's winner, tries further steps on seed 42 on the validation set and keeps those that help;
-trains the finalists over several seeds with hw2-q3.py (a run whose results/q3/<name>-train.json exists
+trains the finalists over several seeds with hw2-q3.py (a run whose train JSON and checkpoint exist
 is reused); chooses the model (a single one, the ensemble of a finalist's seeds, or of both finalists')
 and the decoding (beam size, length penalty) on the validation set; reads the test set once for that
 choice; and writes results/q3/strongest.json, results/q3/strongest-ablation.json (both rounds) and a
@@ -53,9 +53,9 @@ def step_flags(tags):
 
 
 def train_if_missing(name, flags, args):
-    """Train results/q3/<name>-train.json's run unless it exists; return its train JSON."""
+    """Train the run <name> unless both its train JSON and its checkpoint exist; return its train JSON."""
     path = os.path.join(args.out_dir, f"{name}-train.json")
-    if not os.path.exists(path):
+    if not (os.path.exists(path) and os.path.exists(f"{name}.pt")):
         q3.main(["train", "--checkpoint_name", f"{name}.pt", "--out_dir", args.out_dir, "--quiet",
                  "--num_threads", str(args.num_threads), "--data_dir", args.data_dir] + flags)
     return utils.load_json(path)
