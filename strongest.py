@@ -167,7 +167,8 @@ def main(argv=None):
     best_tags = min(configs)[1]
 
     # Finalists over the seeds: the base and, when a step was kept, round 2's configuration; candidates are
-    # each finalist's seed-42 model, the ensemble of its seeds, and the ensemble of both finalists' seeds.
+    # each finalist's seed-42 model, the ensemble of its seeds, that of both finalists' seeds, and that of every
+    # round-2 model (the finalists' seeds and the seed-42 step runs).
     finalists = [("round 1's configuration", ())] + ([("round 2's configuration", best_tags)] if best_tags else [])
     members = {}  # label -> [(seed, checkpoint stem, train JSON)]
     for label, tags in finalists:
