@@ -4,9 +4,9 @@
 Round 2 of the study (round 1 is kept as it was written, results/q3/strongest-round1*.json): starting
 from round 1's winner, tries further steps on seed 42 on the validation set and keeps those that help;
 trains the finalists over several seeds with hw2-q3.py (a run whose train JSON and checkpoint exist
-is reused); chooses the model (a single one, the ensemble of a finalist's seeds, or of both finalists')
-and the decoding (beam size, length penalty) on the validation set; reads the test set once for that
-choice; and writes results/q3/strongest.json, results/q3/strongest-ablation.json (both rounds) and a
+is reused); chooses the model (a single one, or the ensemble of a finalist's seeds, of both finalists'
+seeds, or of every round-2 model) and the decoding (beam size, length penalty) on the validation set;
+reads the test set once for that choice; and writes results/q3/strongest.json, results/q3/strongest-ablation.json (both rounds) and a
 figure comparing errors by length.
 
     python strongest.py [--seeds 42 43 44] [--num_threads 1]
@@ -113,8 +113,12 @@ def wer_by_length(preds, golds, bins=((1, 4), (5, 6), (7, 8), (9, 10), (11, 99))
     return out
 
 
-def load_models(names):
-    return [checkpoints.load_or_die(f"{n}.pt", torch.device("cpu"))[0] for n in names]
+def load_models(names, cache):
+    """The models of these checkpoint stems, each file read once (cache: stem -> model)."""
+    for n in names:
+        if n not in cache:
+            cache[n] = checkpoints.load_or_die(f"{n}.pt", torch.device("cpu"))[0]
+    return [cache[n] for n in names]
 
 
 def round1_record(out_dir):
@@ -196,9 +200,9 @@ def main(argv=None):
     if len(every) > len(union):
         candidates.append((f"every round-2 model (finalists' seeds and seed-42 steps): ensemble of {len(every)} "
                            "(mean log-probabilities)", list(every.values())))
-    options, grids = [], {}
+    options, grids, loaded = [], {}, {}
     for label, runs in candidates:
-        models = load_models([name for _, _, name, _ in runs])
+        models = load_models([name for _, _, name, _ in runs], loaded)
         grid, best = tune_decoding(models if len(models) > 1 else models[0], sets["valid"], golds["valid"], tgt_vocab)
         grids[label] = grid
         ablation.append({"round": 2, "route": f"{label}, beam {best['beam_size']}, length penalty "
