@@ -6,8 +6,8 @@ from round 1's winner, tries further steps on seed 42 on the validation set and 
 trains the finalists over several seeds with hw2-q3.py (a run whose train JSON and checkpoint exist
 is reused); chooses the model (a single one, or the ensemble of a finalist's seeds, of both finalists'
 seeds, or of every round-2 model) and the decoding (beam size, length penalty) on the validation set;
-reads the test set once for that choice; and writes results/q3/strongest.json, results/q3/strongest-ablation.json (both rounds) and a
-figure comparing errors by length.
+reads the test set once for that choice; and writes results/q3/strongest.json,
+results/q3/strongest-ablation.json (both rounds) and a figure comparing errors by length.
 
     python strongest.py [--seeds 42 43 44] [--num_threads 1]
 """
