@@ -9,8 +9,7 @@ import utils
 from models import build_model
 
 KIND = "hw2-q3-p2g-seq2seq"
-MODEL_KEYS = ("use_attn", "hidden_size", "dropout", "dropout_site", "enc_layers", "input_feed")
-TRAIN_KEYS = ("lr", "n_epochs", "batch_size", "seed", "max_len", "label_smoothing", "lr_schedule", "select_on")
+REQUIRED = ("config", "src_vocab", "tgt_vocab", "model", "epoch", "val_cer")
 
 
 def model_from_config(cfg, src_vocab_size, tgt_vocab_size):
@@ -22,36 +21,40 @@ def model_from_config(cfg, src_vocab_size, tgt_vocab_size):
 
 def save(path, model, config, src_vocab, tgt_vocab, **extra):
     """Atomically write model's state_dict with its config and vocabularies; extra: epoch, scores..."""
-    utils.save_checkpoint({"kind": KIND, "config": config, "src_vocab": src_vocab.itos, "tgt_vocab": tgt_vocab.itos,
-                           "model": model.state_dict(), **extra}, path)
+    state = {"kind": KIND, "config": config, "src_vocab": src_vocab.itos, "tgt_vocab": tgt_vocab.itos,
+             "model": model.state_dict(), **extra}
+    utils.atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_or_die(path, device):
-    """(model in eval mode, src_vocab, tgt_vocab, checkpoint dict); a one-line error naming the file otherwise."""
+def read(path, flag="--checkpoint_name"):
+    """The checkpoint dict in path, on the CPU; an InputError naming the flag and the file otherwise."""
+    name = f"{flag} {path}"
     if not os.path.exists(path):
-        utils.die(f"--checkpoint_name {path}: no such checkpoint (run `python hw2-q3.py train` first)")
+        raise utils.InputError(f"{name}: no such checkpoint (train one first: python hw2-q3.py train --use_attn)")
+    if os.path.isdir(path):
+        raise utils.InputError(f"{name}: is a folder, not a checkpoint")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        utils.die(f"--checkpoint_name {path}: not a readable checkpoint ({type(e).__name__})")
+        raise utils.InputError(f"{name}: not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
-        utils.die(f"--checkpoint_name {path}: not a hw2-q3.py checkpoint")
+        raise utils.InputError(f"{name}: not a hw2-q3.py checkpoint")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise utils.InputError(f"{name}: damaged checkpoint (no {missing[0]!r})")
+    from training import TrainConfig  # the config's domain lives with the training that writes it
+    TrainConfig.from_dict(ckpt["config"]).check()
+    return ckpt
+
+
+def load(path, device, flag="--checkpoint_name"):
+    """(model in eval mode on device, src_vocab, tgt_vocab, checkpoint dict); an InputError otherwise."""
+    ckpt = read(path, flag)
     try:
         src_vocab, tgt_vocab = p2g.Vocabulary(ckpt["src_vocab"]), p2g.Vocabulary(ckpt["tgt_vocab"])
         model = model_from_config(ckpt["config"], len(src_vocab), len(tgt_vocab))
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        utils.die(f"--checkpoint_name {path}: damaged checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})")
+    except (KeyError, TypeError, ValueError, RuntimeError, AssertionError) as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise utils.InputError(f"{flag} {path}: damaged checkpoint ({type(e).__name__}: {msg[:120]})") from None
     return model.to(device).eval(), src_vocab, tgt_vocab, ckpt
-
-
-def default_path(mode, use_attn):
-    """model.pt, or model-attn.pt with --use_attn; test and spell without either flag take the newer of the
-    two that exist, so that `train --use_attn` then `test --topp 0.8` works as the assignment writes it."""
-    if mode == "train" or use_attn:
-        return "model-attn.pt" if use_attn else "model.pt"
-    found = [p for p in ("model.pt", "model-attn.pt") if os.path.exists(p)]
-    if len(found) > 1:
-        found.sort(key=os.path.getmtime)
-        print(f"using {found[-1]}, the newer of model.pt and model-attn.pt (--checkpoint_name to choose)")
-    return found[-1] if found else "model.pt"

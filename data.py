@@ -56,6 +56,8 @@ def read_tsv_corpus(path):
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         try:
             line = line.decode("utf-8").rstrip("\r")
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark is not part of the first phoneme
         except UnicodeDecodeError as e:
             raise DataError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column {e.start + 1})") from None
         if not line.strip():
@@ -165,14 +167,29 @@ def islex_corpus(seed=42, sizes=(10_000, 1_000, 1_000)):
     return out
 
 
-def load_corpus(data_dir, data_dir_given):
-    """({split: pairs}, source) from data_dir/{train,valid,test}.tsv, or the ISLEX fallback (loudly)
-    when the course files are absent and no --data_dir was given."""
-    paths = {s: os.path.join(data_dir, f"{s}.tsv") for s in SPLITS}
-    if not data_dir_given and not os.path.exists(paths["train"]):
-        print("=" * 78 + f"\nWARNING: the course P2G data are missing ({paths['train']} not found).\n"
-              "Using an English IPA->spelling set built from the ISLEX lexicon in pysle instead;\n"
-              "its numbers are NOT comparable with the course's. Put train/valid/test.tsv in data/.\n" + "=" * 78,
-              file=sys.stderr)
-        return islex_corpus(), "islex (pysle)"
+FALLBACK_WARNING = ("the course P2G data are missing ({path} not found): using an English IPA->spelling set "
+                    "built from the ISLEX lexicon in pysle, whose numbers are NOT comparable with the course's; "
+                    "put train/valid/test.tsv in data/")
+
+
+def load_corpus(data_dir, splits=SPLITS, fallback=False):
+    """({split: pairs}, source) for the splits asked for, from data_dir/<split>.tsv; with fallback (no
+    --data_dir given) and no data_dir/train.tsv, the ISLEX set instead, with a loud warning.
+    Raises DataError naming the file and line."""
+    paths = {s: os.path.join(data_dir, f"{s}.tsv") for s in splits}
+    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
+        print("=" * 78 + "\nWARNING: " + FALLBACK_WARNING.format(path=os.path.join(data_dir, "train.tsv")) +
+              "\n" + "=" * 78, file=sys.stderr)
+        corpus = islex_corpus()
+        return {s: corpus[s] for s in splits}, ISLEX_SOURCE
     return {s: read_tsv_corpus(p) for s, p in paths.items()}, data_dir
+
+
+ISLEX_SOURCE = "islex (pysle)"
+
+
+def data_source(data_dir, fallback=False):
+    """What load_corpus would read now, without reading it: data_dir, or the ISLEX fallback."""
+    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
+        return ISLEX_SOURCE
+    return data_dir

@@ -8,13 +8,39 @@ import torch
 from data import EOS, PAD, SOS
 
 
-def argmax_token(logits):
-    """(B, V) logits -> (B, 1) most probable tokens."""
+# ---- token rules: (..., V) logits -> (..., 1) tokens. A new decoding strategy is one function here. ----
+
+def greedy_next_token(logits):
+    """logits (..., V) -> the most probable token (..., 1); 1-D logits (V,) give shape (1,), as the skeleton has it."""
     return logits.argmax(dim=-1, keepdim=True)
 
 
+def nucleus_sampling(logits, p=0.8, generator=None):
+    """Top-p sampling: logits (..., V) -> a token (..., 1) drawn from P' = P restricted to V^(p), the
+    smallest set of most probable tokens whose mass reaches p, renormalised by that mass p'.
+
+    Needs only torch, so that it can be pasted into the course's hw2-q3.py; batched logits (B, V) give (B, 1).
+    """
+    probs = torch.softmax(logits.double(), dim=-1)  # float64: the boundary test below is exact enough
+    if p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass strictly above each token
+        keep = mass_before < p - 1e-9 * p  # the token that crosses p is kept; a mass equal to p reaches it
+        keep[..., 0] = True
+        probs = probs * torch.zeros_like(keep).scatter(-1, order, keep)
+        probs = probs / probs.sum(dim=-1, keepdim=True)  # divide by p'
+    return torch.multinomial(probs, 1, generator=generator)
+
+
+def token_rule(topp=None, generator=None):
+    """The next-token rule of a decoding: greedy, or nucleus sampling with this p."""
+    if topp is None:
+        return greedy_next_token
+    return lambda logits: nucleus_sampling(logits, topp, generator)
+
+
 @torch.no_grad()
-def decode(model, src, src_lengths, max_len, next_token=argmax_token):
+def decode(model, src, src_lengths, max_len, next_token=greedy_next_token):
     """Decode a whole batch one step at a time: (B, S) -> (B, <=max_len) token ids, PAD after each EOS.
 
     next_token maps (B, V) logits to (B, 1) tokens (greedy by default, or a sampler)."""
@@ -36,7 +62,7 @@ def decode(model, src, src_lengths, max_len, next_token=argmax_token):
     return torch.stack(out, dim=1)
 
 
-def decode_dataset(model, dataset, tgt_vocab, batch_size, max_len, next_token=argmax_token):
+def decode_dataset(model, dataset, tgt_vocab, batch_size, max_len, next_token=greedy_next_token):
     """The predicted spelling of every example, in dataset order (decoded in length-sorted batches)."""
     device = next(model.parameters()).device
     preds = [None] * len(dataset)
@@ -80,7 +106,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
     finished = [[] for _ in range(B)]
     done = torch.zeros(B, dtype=torch.bool)
     offsets = (torch.arange(B, device=src.device) * K)[:, None]  # (B, 1)
-    norm = lambda lp, n: lp / n ** length_penalty
+    norm = lambda lp, n: lp / float(n) ** length_penalty
     for t in range(max_len):
         logp = 0.0
         for member in members:
@@ -109,7 +135,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
     else:  # max_len reached: the live beams of unfinished examples end here
         for b in (~done).nonzero().flatten().tolist():
             for j in range(K):
-                if torch.isfinite(scores[b, j]):
+                if torch.isfinite(scores[b, j]) and len(finished[b]) < K:  # never more than K hypotheses
                     lp = scores[b, j].item()
                     finished[b].append((seqs[b * K + j].tolist(), lp, norm(lp, max_len)))
     return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]

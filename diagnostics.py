@@ -5,6 +5,7 @@ from collections import Counter, defaultdict
 import Levenshtein
 import torch
 
+import metrics
 import utils
 from data import EOS, SOS
 from decoding import decode, gold_log_probs
@@ -27,41 +28,31 @@ def error_category(pred, gold):
     letters = {pred[i] for op, i, _ in ops if op != "insert"} | {gold[j] for op, _, j in ops if op != "delete"}
     if letters <= VOWELS:
         return "vowel spelling only"
-    return "other"
+    if len(ops) == 1:
+        return "one consonant substituted"
+    return "two edits" if len(ops) == 2 else "three or more edits"
 
 
-def error_analysis(examples, stem):
-    """CER by gold length (a figure), most frequent substitutions, and error categories with examples.
+def error_analysis(examples):
+    """CER and WER by gold length, the most frequent substitutions, and error categories with examples.
     examples: dicts with phonemes, gold and pred."""
-    by_len = defaultdict(lambda: [0, 0, 0])  # length -> [edit distance, characters, words]
     subs, cats, cat_examples = Counter(), Counter(), defaultdict(list)
     for ex in examples:
         p, g = ex["pred"], ex["gold"]
-        row = by_len[min(len(g), 14)]
-        row[0] += Levenshtein.distance(p, g)
-        row[1] += len(g)
-        row[2] += 1
         for op, i, j in Levenshtein.editops(p, g):
             if op == "replace":
-                subs[f"{g[j]}->{p[i]}"] += 1  # gold letter written as predicted letter
+                subs[(g[j], p[i])] += 1  # gold letter written as predicted letter
         if p != g:
             cat = error_category(p, g)
             cats[cat] += 1
             if len(cat_examples[cat]) < 3:
                 cat_examples[cat].append({"phonemes": ex["phonemes"], "gold": g, "pred": p})
-    lengths = sorted(by_len)
-    cer_by_len = {str(n): {"cer": by_len[n][0] / by_len[n][1], "words": by_len[n][2]} for n in lengths}
-    plt = utils.plt_style()
-    fig, ax = plt.subplots(figsize=(5.5, 3.0))
-    ax.bar([str(n) if n < 14 else "14+" for n in lengths], [cer_by_len[str(n)]["cer"] for n in lengths],
-           color="tab:blue")
-    ax.set_xlabel("Length of the gold spelling (characters)")
-    ax.set_ylabel("Test CER")
-    utils.save_figure(fig, f"{stem}-cer_by_length")
+    preds, golds = [ex["pred"] for ex in examples], [ex["gold"] for ex in examples]
     n_wrong = sum(cats.values())
-    return {"cer_by_length": cer_by_len, "n_wrong": n_wrong,
-            "top_substitutions": [{"gold": k.split("->")[0], "pred": k.split("->")[1], "count": v}
-                                  for k, v in subs.most_common(12)],
+    close = sum(p != g and Levenshtein.distance(p, g) <= 2 for p, g in zip(preds, golds))
+    return {"by_length": metrics.by_length(preds, golds, [len(g) for g in golds]), "n_wrong": n_wrong,
+            "within_two_edits": close,
+            "top_substitutions": [{"gold": g, "pred": p, "count": v} for (g, p), v in subs.most_common(12)],
             "categories": [{"category": c, "count": n, "share": n / n_wrong, "examples": cat_examples[c]}
                            for c, n in cats.most_common()]}
 
@@ -116,23 +107,14 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
                        "row_sums": [round(v, 6) for v in w.sum(1).tolist()]})
     fig.tight_layout()
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
-    utils.save_figure(fig, stem)
+    utils.save_figure(fig, stem, png=True)
     return record
 
 
-SOURCE_BINS = ((1, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 99))
-
-
-def cer_by_source_length(examples, bins=SOURCE_BINS):
-    """Per bin of source lengths (phonemes): the number of words and the CER over them."""
-    rows = []
-    for lo, hi in bins:
-        exs = [ex for ex in examples if lo <= len(ex["phonemes"].split()) <= hi]
-        if exs:
-            rows.append({"phonemes": f"{lo}-{hi}" if hi < 99 else f"{lo}+", "words": len(exs),
-                         "cer": sum(Levenshtein.distance(ex["pred"], ex["gold"]) for ex in exs)
-                                / sum(len(ex["gold"]) for ex in exs)})
-    return rows
+def cer_by_source_length(examples):
+    """Per bin of source lengths (phonemes, metrics.LENGTH_BINS): the number of words, CER and WER."""
+    return metrics.by_length([ex["pred"] for ex in examples], [ex["gold"] for ex in examples],
+                             [len(ex["phonemes"].split()) for ex in examples])
 
 
 def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc="best"):
@@ -156,16 +138,17 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
 
 def compare_by_source_length(runs, stem):
     """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
-    the number of words in each bin; writes stem.pdf/.png and stem.json."""
-    table = {label: cer_by_source_length(utils.load_json(path)["examples"]) for label, path in runs.items()}
-    plot_bins(table, "phonemes", "cer", "Length of the source (phonemes)", "Test CER", stem)
+    the number of words in each bin; writes stem.pdf and stem.json."""
+    table = {label: cer_by_source_length(utils.require(utils.load_json(path), ["examples"], path)[0])
+             for label, path in runs.items()}
+    plot_bins(table, "lengths", "cer", "Length of the source (phonemes)", "Test CER", stem)
     utils.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
     return table
 
 
 def compare_curves(runs, stem):
     """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of axes."""
-    histories = {label: utils.load_json(path)["history"] for label, path in runs.items()}
+    histories = {label: utils.require(utils.load_json(path), ["history"], path)[0] for label, path in runs.items()}
     first = next(iter(histories.values()))
     utils.plot(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
     return histories
@@ -188,8 +171,8 @@ def main():
         return
     table = compare_by_source_length(runs, args.out)
     for label, rows in table.items():
-        print(f"{label}: " + ", ".join(f"{r['phonemes']}: {r['cer']:.3f} ({r['words']})" for r in rows))
+        print(f"{label}: " + ", ".join(f"{r['lengths']}: {r['cer']:.3f} ({r['words']})" for r in rows))
 
 
 if __name__ == "__main__":
-    main()
+    utils.cli(main)

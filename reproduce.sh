@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # Every run behind the report, in order, on CPU or CUDA (the scripts pick cuda when available).
-# Resumable: a run whose result JSON exists is skipped unless FORCE=1. Usage:
+# Resumable by one rule: a run is reused only when its saved config equals the one asked for (--resume,
+# and strongest.py always); FORCE=1 runs everything again. Usage:
 #   ./reproduce.sh [all|q1|q2|q3|strong|bench|report]      (default: all)
-# Logs go to results/<q>/<run>.log; each part says how long it took.
+# Logs go to runs/logs/<run>.log; each part says how long it took.
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -f .venv/bin/activate ] && . .venv/bin/activate  # the README's virtual environment, when there is one
 part=${1:-all}
-FORCE=${FORCE:-0}
+logs=runs/logs
+mkdir -p "$logs"
+if [ "${FORCE:-0}" = 1 ]; then resume=(); force=(-force); else resume=(RESUME); force=(); fi
 
-step() {  # step RESULT_JSON LOG COMMAND...: run COMMAND unless RESULT_JSON exists
-  local result=$1 log=$2; shift 2
-  if [ -f "$result" ] && [ "$FORCE" != 1 ]; then
-    echo "  skip: $result exists (FORCE=1 to rerun)"
-    return
+run() {  # run LOG COMMAND...: COMMAND > runs/logs/LOG.log, with --resume (-resume for hw2-q2.py) unless FORCE=1
+  local log=$logs/$1.log; shift
+  local args=("$@")
+  if [ ${#resume[@]} -gt 0 ]; then
+    case "$2" in
+      hw2-q2.py) [[ " ${args[*]} " == *" -sweep "* ]] || args+=(-resume) ;;
+      hw2-q3.py) [ "$3" = train ] && args+=(--resume) ;;
+    esac
   fi
-  echo "  run:  $* > $log"
-  mkdir -p "$(dirname "$log")"
+  echo "  run:  ${args[*]} > $log"
   local t0=$SECONDS
-  "$@" > "$log" 2>&1 || { echo "  FAILED (see $log)"; tail -n 5 "$log"; exit 1; }
+  "${args[@]}" > "$log" 2>&1 || { echo "  FAILED (see $log)"; tail -n 5 "$log"; exit 1; }
   echo "        done in $((SECONDS - t0)) s"
 }
 
@@ -30,79 +35,55 @@ timed() {  # timed NAME FUNCTION
 }
 
 q1() {
-  step results/q1/hopfield.json results/q1/hopfield.log python q1_hopfield.py
+  run hopfield python q1_hopfield.py
 }
 
 q2() {
-  for lr in 0.1 0.01 0.001; do
-    step "results/q2/cnn-vanilla-lr$lr.json" "results/q2/cnn-vanilla-lr$lr.log" \
-      python hw2-q2.py -no_batch_norm -learning_rate "$lr" -quiet
-  done
-  # the sweep reuses the three runs above: it only compares them and draws the two figures
-  python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet > results/q2/sweep-vanilla.log 2>&1 ||
-    { echo "  FAILED (see results/q2/sweep-vanilla.log)"; tail -n 5 results/q2/sweep-vanilla.log; exit 1; }
+  run sweep-vanilla python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet "${force[@]}"
   best=$(python -c "import json; print(json.load(open('results/q2/sweep-vanilla.json'))['best_learning_rate'])")
   echo "  best vanilla learning rate: $best"
-  step "results/q2/cnn-bn-lr$best.json" "results/q2/cnn-bn-lr$best.log" \
-    python hw2-q2.py -learning_rate "$best" -quiet -print_params
-  # what the course skeleton's reshape of channel-last images costs (the report's data story)
-  step "results/q2/cnn-vanilla-lr$best-skeleton_layout.json" "results/q2/cnn-vanilla-lr$best-skeleton_layout.log" \
-    python hw2-q2.py -no_batch_norm -learning_rate "$best" -skeleton_layout -quiet
-  step "results/q2/cnn-bn-lr$best-skeleton_layout.json" "results/q2/cnn-bn-lr$best-skeleton_layout.log" \
-    python hw2-q2.py -learning_rate "$best" -skeleton_layout -quiet
+  run "cnn-bn-lr$best" python hw2-q2.py -learning_rate "$best" -quiet -print_params
+  # what the course skeleton's reshape of channel-last images costs (Appendix A)
+  run "cnn-vanilla-lr$best-skeleton_layout" python hw2-q2.py -no_batch_norm -learning_rate "$best" -skeleton_layout -quiet
+  run "cnn-bn-lr$best-skeleton_layout" python hw2-q2.py -learning_rate "$best" -skeleton_layout -quiet
 }
 
 q3() {
-  step results/q3/no-attn-train.json results/q3/no-attn-train.log \
-    python hw2-q3.py train --checkpoint_name no-attn.pt --quiet
-  step results/q3/attn-train.json results/q3/attn-train.log \
-    python hw2-q3.py train --use_attn --checkpoint_name attn.pt --quiet
-  step results/q3/no-attn-test-greedy.json results/q3/no-attn-test-greedy.log \
-    python hw2-q3.py test --checkpoint_name no-attn.pt
-  step results/q3/attn-test-greedy.json results/q3/attn-test-greedy.log \
-    python hw2-q3.py test --checkpoint_name attn.pt
-  step results/q3/attn-test-topp0.8.json results/q3/attn-test-topp0.8.log \
-    python hw2-q3.py test --checkpoint_name attn.pt --topp 0.8
-  step results/q3/attn-test-beam10.json results/q3/attn-test-beam.log \
-    python hw2-q3.py test --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6
+  run no-attn-train python hw2-q3.py train --checkpoint_name no-attn.pt --quiet
+  run attn-train python hw2-q3.py train --use_attn --checkpoint_name attn.pt --quiet
+  run no-attn-test python hw2-q3.py test --checkpoint_name no-attn.pt
+  run attn-test python hw2-q3.py test --checkpoint_name attn.pt
+  run attn-test-topp python hw2-q3.py test --checkpoint_name attn.pt --topp 0.8
+  run attn-test-beam python hw2-q3.py test --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6
   for seed in 43 44; do
-    step "results/q3/attn-seed$seed-train.json" "results/q3/attn-seed$seed-train.log" \
-      python hw2-q3.py train --use_attn --seed "$seed" --checkpoint_name "attn-seed$seed.pt" --quiet
-    step "results/q3/attn-seed$seed-test-greedy.json" "results/q3/attn-seed$seed-test-greedy.log" \
-      python hw2-q3.py test --checkpoint_name "attn-seed$seed.pt"
+    for kind in attn no-attn; do
+      flag=(); [ $kind = attn ] && flag=(--use_attn)
+      run "$kind-seed$seed-train" python hw2-q3.py train "${flag[@]}" --seed "$seed" --checkpoint_name "runs/$kind-seed$seed.pt" --quiet
+      run "$kind-seed$seed-test" python hw2-q3.py test --checkpoint_name "runs/$kind-seed$seed.pt"
+    done
   done
-  for seed in 43 44; do
-    step "results/q3/no-attn-seed$seed-train.json" "results/q3/no-attn-seed$seed-train.log" \
-      python hw2-q3.py train --seed "$seed" --checkpoint_name "no-attn-seed$seed.pt" --quiet
-    step "results/q3/no-attn-seed$seed-test-greedy.json" "results/q3/no-attn-seed$seed-test-greedy.log" \
-      python hw2-q3.py test --checkpoint_name "no-attn-seed$seed.pt"
-  done
-  python diagnostics.py lengths "no attention=results/q3/no-attn-test-greedy.json" \
-    "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length > results/q3/cer_by_source_length.log
-  python diagnostics.py curves "no attention=results/q3/no-attn-train.json" "attention=results/q3/attn-train.json" \
-    --out results/q3/val_cer_curves
-  # ablation: decoder dropout after attention instead of before it
+  # the reading of "dropout on the final outputs" we did not choose: decoder dropout after attention
   for seed in 42 43 44; do
     name="attn-dropout_output-seed$seed"
-    step "results/q3/$name-train.json" "results/q3/$name-train.log" \
-      python hw2-q3.py train --use_attn --dropout_site output --seed "$seed" --checkpoint_name "$name.pt" --quiet
-    step "results/q3/$name-test-greedy.json" "results/q3/$name-test-greedy.log" \
-      python hw2-q3.py test --checkpoint_name "$name.pt"
+    run "$name-train" python hw2-q3.py train --use_attn --dropout_site output --seed "$seed" --checkpoint_name "runs/$name.pt" --quiet
+    run "$name-test" python hw2-q3.py test --checkpoint_name "runs/$name.pt"
   done
+  run cer_by_source_length python diagnostics.py lengths "no attention=results/q3/no-attn-test-greedy.json" \
+    "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length
+  run val_cer_curves python diagnostics.py curves "no attention=results/q3/no-attn-train.json" \
+    "attention=results/q3/attn-train.json" --out results/q3/val_cer_curves
 }
 
-strong() {  # beyond the assignment, round 2: steps on round 1's winner, finalists over seeds, choice on validation
-  # Round 1's record (results/q3/strongest-round1*.json) was written by strongest.py at commit 2108237: to redo
-  # it, run that commit's ./reproduce.sh strong in a checkout of it (git worktree add ../round1 2108237).
-  step results/q3/strongest.json results/q3/strongest.log python strongest.py --seeds 42 43 44 --num_threads 2
-  ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['seeds'][0]['checkpoint'])")
-  step results/q3/strongest-spell.txt results/q3/strongest-spell.log \
-    bash -c "python hw2-q3.py spell --checkpoint_name $ck 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m' > results/q3/strongest-spell.txt"
+strong() {  # beyond the assignment: about 160 min of training on one thread, reused run by run
+  run strongest python strongest.py --seeds 42 43 44
+  ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['members'][0]['run'])")
+  run strongest-spell bash -c "python hw2-q3.py spell --checkpoint_name runs/strongest/$ck.pt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m' > results/q3/strongest-spell.txt.tmp && mv results/q3/strongest-spell.txt.tmp results/q3/strongest-spell.txt"
 }
 
 bench() {
-  step results/bench/bench_q3.json results/bench/bench_q3.log python bench/bench_q3.py --checkpoint attn.pt
-  step results/bench/bench_q2.json results/bench/bench_q2.log python bench/bench_q2.py
+  run bench_q3 python bench/bench_q3.py --checkpoint attn.pt
+  run bench_q2 python bench/bench_q2.py
+  run bench_threads python bench/bench_threads.py
 }
 
 report() {

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
 
-q2 = utils.load_script("hw2-q2")
+import cnn as q2  # noqa: E402
 
 
 def dataloader_epoch(model, X, y, optimizer, batch_size, generator):

@@ -19,9 +19,8 @@ import data as p2g  # noqa: E402
 import checkpoints  # noqa: E402
 import decoding  # noqa: E402
 import utils  # noqa: E402
+import training  # noqa: E402
 from models import build_model  # noqa: E402
-
-q3 = utils.load_script("hw2-q3")
 
 
 def reference_train_epoch(model, dataset, optimizer, criterion, batch_size, generator):
@@ -77,7 +76,7 @@ def main():
                         "default: the model after the timed epochs, whose short outputs make decoding look cheap")
     p.add_argument("--out", default="results/bench/bench_q3.json", help="where the timings go")
     args = p.parse_args()
-    corpus, source = p2g.load_corpus(args.data_dir, True)
+    corpus, source = p2g.load_corpus(args.data_dir, ("train", "valid"), fallback=True)
     src_vocab, tgt_vocab, sets = p2g.build_datasets(corpus, ("train", "valid"))
     train_set, valid_set = sets["train"], sets["valid"]
     criterion = nn.CrossEntropyLoss(ignore_index=p2g.PAD)
@@ -85,7 +84,7 @@ def main():
 
     trained = None
     if args.checkpoint:
-        trained, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(args.checkpoint, torch.device("cpu"))
+        trained, src_vocab, tgt_vocab, _ = checkpoints.load(args.checkpoint, torch.device("cpu"))
         valid_set = p2g.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
     rows = {}
     for name in ("ours", "reference"):
@@ -97,7 +96,7 @@ def main():
         for r in range(args.repeats):
             gen = torch.Generator().manual_seed(r)
             if name == "ours":
-                t_train, _ = timed(lambda: q3.train_epoch(model, train_set, optimizer, criterion, 64, gen, "cpu"))
+                t_train, _ = timed(lambda: training.train_epoch(model, train_set, optimizer, criterion, 64, gen, "cpu"))
                 decoder_model.eval()
                 t_dec, _ = timed(lambda: decoding.decode_dataset(decoder_model, valid_set, tgt_vocab, 500, 50))
             else:

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-import q1_hopfield as q1
+import hopfield as q1
+from conftest import run_script
 
 
 @pytest.fixture
@@ -51,7 +52,9 @@ def test_large_beta_is_stable():
     assert torch.isfinite(q1.hess_neg_E2(q, X, 1000.0)).all()
 
 
-def test_script_writes_json_and_figure(tmp_path):
-    assert q1.main(["--out_dir", str(tmp_path)]) == 0
-    assert (tmp_path / "hopfield.json").exists()
-    assert (tmp_path / "retrieval.pdf").exists() and (tmp_path / "retrieval.png").exists()
+def test_script_writes_json_and_figure_and_prints_each_tolerance(tmp_path):
+    code, out, _ = run_script("q1_hopfield.py", "--out_dir", tmp_path)
+    assert code == 0 and (tmp_path / "hopfield.json").exists() and (tmp_path / "retrieval.pdf").exists()
+    assert "PASS  Hessians are PSD (smallest eigenvalue, zero up to rounding):" in out and ">= -1e-10" in out
+    code, out, _ = run_script("q1_hopfield.py", "--out_dir", tmp_path)
+    assert code == 0 and "unchanged" in out.splitlines()[-1]  # a rerun leaves the result as it is

@@ -5,10 +5,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+import cnn as q2
 import utils
-from conftest import course_file
-
-q2 = utils.load_script("hw2-q2")
+from conftest import course_file, run_script
 
 
 def test_parameter_counts_match_the_assignment_networks():
@@ -73,12 +72,11 @@ def test_three_layouts_give_identical_tensors(tmp_path):
 
 
 def one_line_error(capsys, fn):
-    with pytest.raises(SystemExit) as e:
+    """The InputError message fn raises: the one line the scripts print."""
+    with pytest.raises(utils.InputError) as e:
         fn()
-    assert e.value.code != 0
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    return err
+    assert len(str(e.value).splitlines()) == 1
+    return str(e.value)
 
 
 def test_loader_errors_name_the_file_key_and_shape(tmp_path, capsys):
@@ -98,36 +96,33 @@ def test_loader_errors_name_the_file_key_and_shape(tmp_path, capsys):
 
 def test_tiny_run_writes_json_and_figures(tmp_path):
     path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
-    q2.main(["-epochs", "2", "-batch_size", "8", "-data_path", path, "-out_dir", str(tmp_path), "-quiet",
-             "-no_batch_norm"])
+    assert run_q2("-epochs", "2", "-batch_size", "8", "-data_path", path, "-out_dir", tmp_path, "-quiet",
+                  "-no_batch_norm")[0] == 0
     result = json.loads((tmp_path / "cnn-vanilla-lr0.01.json").read_text())
     assert result["status"] == "completed" and result["config"]["batch_norm"] is False
     assert result["history"]["epoch"] == [1, 2] and len(result["history"]["val_acc"]) == 2
     assert result["n_params"] == 5_340_742 and 0 <= result["best_val_test_acc"] <= 1
-    for fig in ("train_loss", "val_acc", "confusion", "activations"):
+    assert result["final_test_acc_ci"][0] <= result["final_test_acc"] <= result["final_test_acc_ci"][1]
+    for fig in ("losses", "val_acc", "confusion", "activations"):
         assert (tmp_path / f"cnn-vanilla-lr0.01-{fig}.pdf").exists()
-        assert (tmp_path / f"cnn-vanilla-lr0.01-{fig}.png").exists()
 
 
 def test_sweep_picks_the_best_learning_rate_and_draws_figures(tmp_path):
     path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
-    q2.main(["-epochs", "1", "-data_path", path, "-out_dir", str(tmp_path), "-quiet", "-sweep", "0.01", "0.001"])
+    assert run_q2("-epochs", "1", "-data_path", path, "-out_dir", tmp_path, "-quiet", "-sweep", "0.01", "0.001")[0] == 0
     summary = json.loads((tmp_path / "sweep-bn.json").read_text())
     best = max(summary["table"], key=lambda r: r["best_val_acc"])
     assert summary["best_learning_rate"] == best["learning_rate"]
     assert (tmp_path / "sweep-bn-train_loss.pdf").exists() and (tmp_path / "sweep-bn-val_acc.png").exists()
 
 
-def test_nan_loss_stops_the_run_and_still_writes_its_json(tmp_path, capsys):
-    arrays = synthetic_arrays()
-    images = arrays["train_images"].astype(np.float32) / 255
-    images[0, 0, 0, 0] = np.nan
-    arrays["train_images"] = images
-    path = write_npz(tmp_path / "nan.npz", arrays)
-    q2.main(["-epochs", "3", "-data_path", path, "-out_dir", str(tmp_path), "-quiet", "-no_batch_norm"])
-    result = json.loads((tmp_path / "cnn-vanilla-lr0.01.json").read_text())
+def test_nan_loss_stops_the_run_writes_its_json_and_exits_non_zero(tmp_path):
+    path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
+    code, out, _ = run_q2("-epochs", "3", "-data_path", path, "-out_dir", tmp_path, "-quiet", "-no_batch_norm",
+                          "-learning_rate", "1e12")
+    result = json.loads((tmp_path / "cnn-vanilla-lr1e+12.json").read_text())
     assert result["status"] == "diverged" and result["history"]["epoch"] == []
-    assert "epoch 1: training loss is nan" in capsys.readouterr().out
+    assert code == 3 and "epoch 1: training loss is nan" in out
 
 
 def test_course_data_loads_with_the_documented_sizes():
@@ -142,20 +137,24 @@ def test_channels_last_run_matches_the_default_closely(tmp_path):
     losses = {}
     for flag in ([], ["-channels_last"]):
         out = tmp_path / ("cl" if flag else "default")
-        q2.main(["-epochs", "1", "-data_path", path, "-out_dir", str(out), "-quiet", "-dropout", "0"] + flag)
+        assert run_q2("-epochs", "1", "-data_path", path, "-out_dir", out, "-quiet", "-dropout", "0", *flag)[0] == 0
         result = json.loads((out / "cnn-bn-lr0.01.json").read_text())
         assert result["config"]["channels_last"] is bool(flag)
         losses[bool(flag)] = result["history"]["train_loss"][0]
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
 
 
-def test_sweep_retrains_a_run_made_with_other_settings(tmp_path, capsys):
+def test_a_run_of_other_settings_goes_to_runs_and_the_sweep_reuses_only_equal_configs(tmp_path):
     path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
-    common = ["-data_path", path, "-out_dir", str(tmp_path), "-quiet", "-no_batch_norm"]
-    q2.main(["-epochs", "1"] + common)
-    q2.main(["-epochs", "2", "-sweep", "0.01"] + common)
-    assert "other settings: training again" in capsys.readouterr().out
-    assert json.loads((tmp_path / "cnn-vanilla-lr0.01.json").read_text())["history"]["epoch"] == [1, 2]
+    common = ["-data_path", path, "-out_dir", "results/q2", "-quiet", "-no_batch_norm"]
+    run_q2("-epochs", "1", *common, cwd=tmp_path)
+    first = (tmp_path / "results/q2/cnn-vanilla-lr0.01.json").read_bytes()
+    run_q2("-epochs", "2", *common, cwd=tmp_path)  # a trial run of other settings: the result stays
+    assert (tmp_path / "results/q2/cnn-vanilla-lr0.01.json").read_bytes() == first
+    assert json.loads((tmp_path / "runs/q2/cnn-vanilla-lr0.01.json").read_text())["history"]["epoch"] == [1, 2]
+    code, out, _ = run_q2("-epochs", "1", "-sweep", "0.01", *common, cwd=tmp_path)
+    assert code == 0 and "a run of the same config; reused" in out
+    assert (tmp_path / "results/q2/cnn-vanilla-lr0.01.json").read_bytes() == first
 
 
 def test_unknown_device_is_a_one_line_error(capsys):
@@ -221,7 +220,7 @@ def test_reestimated_bn_accuracy_leaves_model_and_random_stream_alone():
 
 def test_bn_run_records_validation_loss_and_reestimated_accuracy(tmp_path):
     path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
-    q2.main(["-epochs", "2", "-data_path", path, "-out_dir", str(tmp_path), "-quiet"])
+    assert run_q2("-epochs", "2", "-data_path", path, "-out_dir", tmp_path, "-quiet")[0] == 0
     history = json.loads((tmp_path / "cnn-bn-lr0.01.json").read_text())["history"]
     assert len(history["val_loss"]) == 2 and len(history["val_acc_reestimated_bn"]) == 2
     assert all(v > 0 for v in history["val_loss"])
@@ -230,3 +229,16 @@ def test_bn_run_records_validation_loss_and_reestimated_accuracy(tmp_path):
 def test_confusion_counts_true_rows_and_predicted_columns():
     cm = q2.confusion(torch.tensor([0, 0, 1, 5]), torch.tensor([0, 2, 1, 0]))
     assert cm[0] == [1, 0, 1, 0, 0, 0] and cm[1][1] == 1 and cm[5][0] == 1 and sum(map(sum, cm)) == 4
+
+
+def run_q2(*args, cwd=None):
+    return run_script("hw2-q2.py", *args, cwd=cwd)
+
+
+def test_a_last_batch_of_one_image_is_left_out_with_batch_norm():
+    torch.manual_seed(0)
+    model = q2.CNN(0.1, batch_norm=True)
+    X, y = torch.rand(9, 3, 48, 48), torch.arange(9) % 6
+    loss = q2.train_epoch(model, X, y, torch.optim.SGD(model.parameters(), lr=0.01), 8, torch.Generator().manual_seed(0),
+                          progress=False)
+    assert loss == loss  # finite: the batch of one was skipped instead of failing in BatchNorm1d

@@ -1,4 +1,3 @@
-import io
 import json
 
 import pytest
@@ -8,10 +7,11 @@ import data as p2g
 import checkpoints
 import decoding
 import diagnostics
-from utils import load_script
+import metrics
+import training
+from conftest import run_script
+from decoding import greedy_next_token, nucleus_sampling
 from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model, length_mask, reshape_state
-
-q3 = load_script("hw2-q3")
 
 WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
          ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck"),
@@ -115,7 +115,7 @@ PROBS = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15], dtype=torch.double)  # ranking
 def test_nucleus_samples_come_from_the_smallest_top_set_reaching_p(p, support):
     """20,000 draws: every token of V^(p) (probability >= 0.05) appears, no other token ever does."""
     logits = PROBS.log()[None].expand(20_000, -1)
-    drawn = q3.nucleus_sampling(logits, p, torch.Generator().manual_seed(0))
+    drawn = nucleus_sampling(logits, p, torch.Generator().manual_seed(0))
     assert drawn.shape == (20_000, 1)
     assert set(drawn.flatten().tolist()) == support
 
@@ -124,24 +124,24 @@ def test_nucleus_sampling_follows_the_renormalised_distribution():
     gen = torch.Generator().manual_seed(0)
     n = 40_000
     logits = PROBS.log()[None].expand(n, -1)
-    counts = torch.bincount(q3.nucleus_sampling(logits, 0.8, gen).flatten(), minlength=5).double() / n
+    counts = torch.bincount(nucleus_sampling(logits, 0.8, gen).flatten(), minlength=5).double() / n
     expected = torch.tensor([0.0, 0.4, 0.0, 0.3, 0.15], dtype=torch.double) / 0.85
     torch.testing.assert_close(counts, expected, atol=0.01, rtol=0)
-    full = torch.bincount(q3.nucleus_sampling(logits, 1.0, gen).flatten(), minlength=5).double() / n
+    full = torch.bincount(nucleus_sampling(logits, 1.0, gen).flatten(), minlength=5).double() / n
     torch.testing.assert_close(full, PROBS, atol=0.01, rtol=0)
 
 
 def test_skeleton_contracts_take_1d_logits():
     logits = torch.tensor([0.1, 2.0, -1.0])
-    assert q3.greedy_next_token(logits).tolist() == [1]
-    out = q3.nucleus_sampling(logits, p=0.5)
+    assert greedy_next_token(logits).tolist() == [1]
+    out = nucleus_sampling(logits, p=0.5)
     assert out.shape == (1,) and out.dtype == torch.long and out.item() == 1
 
 
-@pytest.mark.parametrize("bad", ["0", "-0.2", "1.5"])
-def test_topp_outside_unit_interval_is_an_argparse_error(bad):
-    with pytest.raises(SystemExit):
-        q3.parse_args(["test", "--topp", bad])
+@pytest.mark.parametrize("bad", ["0", "-0.2", "1.5", "nan"])
+def test_topp_outside_unit_interval_is_a_one_line_flag_error(bad):
+    code, _, err = run_script("hw2-q3.py", "test", "--topp", bad)
+    assert code == 2 and "--topp" in err and "Traceback" not in err
 
 
 # ---- metrics -----------------------------------------------------------------------------------
@@ -149,10 +149,10 @@ def test_topp_outside_unit_interval_is_an_argparse_error(bad):
 def test_cer_wer_and_wer_at_k_by_hand():
     golds = ["cat", "dog", "house"]
     preds = ["cat", "dig", "hose"]  # distances 0, 1, 1 over 3 + 3 + 5 characters
-    cer, wer = q3.cer_wer(preds, golds)
+    cer, wer = metrics.cer_wer(preds, golds)
     assert cer == pytest.approx(2 / 11) and wer == pytest.approx(2 / 3)
     samples = [["cat", "dig", "hose"], ["kat", "dog", "howse"], ["cat", "dug", "hous"]]
-    assert q3.wer_at_k(samples, golds) == pytest.approx(1 / 3)
+    assert metrics.wer_at_k(samples, golds) == pytest.approx(1 / 3)
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -192,48 +192,43 @@ def tiny_corpus(tmp_path):
     return folder
 
 
-def test_tiny_model_overfits_and_checkpoint_round_trips(tiny_corpus, tmp_path, capsys):
+def tiny_train(corpus_dir, ckpt, **fields):
+    """training.train on the TSVs of corpus_dir: the record, with the checkpoint at ckpt."""
+    device = torch.device(fields.pop("device", "cpu"))
+    corpus, source = p2g.load_corpus(str(corpus_dir))
+    cfg = training.TrainConfig(**{"dropout": 0.0, "batch_size": 4, "data": source, **fields}).check()
+    return training.train(cfg, corpus, str(ckpt), device, log=lambda line: None)
+
+
+def test_tiny_model_overfits_and_the_cli_tests_its_checkpoint(tiny_corpus, tmp_path, device):
     ckpt, out = tmp_path / "tiny.pt", tmp_path / "results"
-    common = ["--data_dir", str(tiny_corpus), "--out_dir", str(out), "--checkpoint_name", str(ckpt), "--quiet"]
-    q3.main(["train", "--use_attn", "--hidden_size", "32", "--dropout", "0", "--lr", "0.02",
-             "--n_epochs", "60", "--batch_size", "4"] + common)
-    history = json.loads((out / "tiny-train.json").read_text())
-    assert history["best_val_cer"] == 0.0
-    assert (out / "tiny-err_rate.pdf").exists()
-    ckpt_data = torch.load(ckpt, weights_only=True)
-    assert ckpt_data["config"]["use_attn"] is True
-    [result] = q3.main(["test"] + common)  # no --use_attn: the checkpoint knows
-    assert result["cer"] == 0.0 and result["wer"] == 0.0
-    assert "Test CER: 0.0000, Test WER: 0.0000" in capsys.readouterr().out
-    [sampled] = q3.main(["test", "--topp", "0.8"] + common)
-    exs = sampled["examples"]
-    assert all(len(ex["samples"]) == 3 for ex in exs)
-    per_sample_wer = [sum(ex["samples"][j] != ex["gold"] for ex in exs) / len(exs) for j in range(3)]
-    none_right = sum(all(s != ex["gold"] for s in ex["samples"]) for ex in exs) / len(exs)
-    assert sampled["wer_at_k"] == pytest.approx(none_right) and none_right <= min(per_sample_wer)
+    record = tiny_train(tiny_corpus, ckpt, use_attn=True, hidden_size=32, lr=0.02, n_epochs=60, device=device)
+    assert record["best_val_cer"] == 0.0 and record["status"] == "completed"
+    assert torch.load(ckpt, weights_only=True)["config"]["use_attn"] is True
+    common = ["--data_dir", tiny_corpus, "--out_dir", out, "--checkpoint_name", ckpt, "--device", device]
+    code, stdout, _ = run_script("hw2-q3.py", "test", *common)  # no --use_attn: the checkpoint knows
+    assert code == 0 and "Test CER: 0.0000, Test WER: 0.0000" in stdout
+    result = json.loads((out / "tiny-test-greedy.json").read_text())
+    assert result["cer"] == 0.0 and result["wer_ci"] == [0.0, 0.0]
+    code, _, _ = run_script("hw2-q3.py", "test", "--topp", "0.8", *common)
+    exs = json.loads((out / "tiny-test-topp0.8.json").read_text())["examples"]
+    assert code == 0 and all(len(ex["samples"]) == 3 for ex in exs)
 
 
-def test_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        q3.main(["test", "--checkpoint_name", str(tmp_path / "nope.pt"), "--out_dir", str(tmp_path)])
-    assert e.value.code != 0
-    err = capsys.readouterr().err.strip()
-    assert "nope.pt" in err and len(err.splitlines()) == 1
+def test_cli_train_writes_the_record_and_names_the_next_command(tiny_corpus, tmp_path):
+    ckpt, out = tmp_path / "m.pt", tmp_path / "results"
+    code, stdout, _ = run_script("hw2-q3.py", "train", "--use_attn", "--hidden_size", "16", "--n_epochs", "2",
+                                 "--batch_size", "4", "--data_dir", tiny_corpus, "--out_dir", out,
+                                 "--checkpoint_name", ckpt, "--quiet")
+    record = json.loads((out / "m-train.json").read_text())
+    assert code == 0 and record["config"]["num_threads"] == 1 and record["history"]["epoch"] == [1, 2]
+    assert f"python hw2-q3.py test --checkpoint_name {ckpt} --topp 0.8" in stdout.splitlines()[-1]
 
 
-def test_foreign_checkpoint_is_rejected(tmp_path, capsys):
-    path = tmp_path / "other.pt"
-    torch.save({"state_dict": {}}, path)
-    with pytest.raises(SystemExit):
-        q3.main(["test", "--checkpoint_name", str(path), "--out_dir", str(tmp_path)])
-    assert "not a hw2-q3.py checkpoint" in capsys.readouterr().err
-
-
-def test_missing_data_dir_names_the_path(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        q3.main(["train", "--data_dir", str(tmp_path / "nowhere"), "--checkpoint_name", str(tmp_path / "m.pt"),
-                 "--out_dir", str(tmp_path)])
-    assert "nowhere/train.tsv: file not found" in capsys.readouterr().err
+def test_sampled_wer_at_k_is_the_share_of_words_no_sample_gets_right():
+    golds = ["cat", "dog"]
+    samples = [["cat", "dig"], ["kat", "dug"], ["cot", "dog"]]
+    assert metrics.wer_at_k(samples, golds) == 0.0 and metrics.wer_at_k(samples[1:2], golds) == 1.0
 
 
 # ---- beam search -------------------------------------------------------------------------------
@@ -245,10 +240,8 @@ def trained_tiny(tmp_path_factory):
     for split in ("train", "valid", "test"):
         (folder / f"{split}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS), encoding="utf-8")
     ckpt = folder / "beam.pt"
-    q3.main(["train", "--use_attn", "--hidden_size", "32", "--dropout", "0", "--lr", "0.01", "--n_epochs", "8",
-             "--batch_size", "4", "--data_dir", str(folder), "--out_dir", str(folder), "--checkpoint_name", str(ckpt),
-             "--quiet"])
-    model, src_vocab, tgt_vocab, _ = checkpoints.load_or_die(str(ckpt), torch.device("cpu"))
+    tiny_train(folder, ckpt, use_attn=True, hidden_size=32, lr=0.01, n_epochs=8)
+    model, src_vocab, tgt_vocab, _ = checkpoints.load(str(ckpt), torch.device("cpu"))
     dataset = p2g.Seq2SeqDataset([(p.split(), w) for p, w in WORDS], src_vocab, tgt_vocab)
     return model, dataset
 
@@ -299,13 +292,14 @@ def test_heatmap_rows_sum_to_one(trained_tiny, tmp_path):
         assert all(len(row) == len(w["phonemes"]) for row in w["weights"])
 
 
-def test_without_course_data_train_falls_back_to_islex_loudly(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # no data/train.tsv here
-    q3.main(["train", "--n_epochs", "1", "--hidden_size", "16", "--quiet", "--eval_batch_size", "1000"])
-    err = capsys.readouterr().err
-    assert "the course P2G data are missing" in err and "ISLEX" in err
-    history = json.loads((tmp_path / "results" / "q3" / "model-train.json").read_text())
-    assert history["config"]["data"].startswith("islex") and (tmp_path / "model.pt").exists()
+def test_without_course_data_train_falls_back_to_islex_loudly(tmp_path):
+    pytest.importorskip("pysle")
+    code, stdout, err = run_script("hw2-q3.py", "train", "--n_epochs", "1", "--hidden_size", "16", "--quiet",
+                                   cwd=tmp_path)  # no data/train.tsv here
+    assert code == 0 and "the course P2G data are missing" in err and "ISLEX" in err
+    assert "NOT the course data" in stdout.splitlines()[-1]  # said again at the end, where it is seen
+    history = json.loads((tmp_path / "results" / "q3" / "no-attn-train.json").read_text())
+    assert history["config"]["data"].startswith("islex") and (tmp_path / "no-attn.pt").exists()
 
 
 @pytest.mark.parametrize("site, zeros_in_output", [("output", True), ("lstm", False)])
@@ -330,18 +324,18 @@ def test_gold_log_probs_sum_the_teacher_forced_token_log_probs(trained_tiny):
         assert lengths[i] == len(tgt) - 1
 
 
-def test_odd_hidden_size_is_an_argparse_error():
-    with pytest.raises(SystemExit):
-        q3.parse_args(["train", "--hidden_size", "127"])
+def test_odd_hidden_size_is_a_flag_error():
+    code, _, err = run_script("hw2-q3.py", "train", "--hidden_size", "127")
+    assert code == 2 and "--hidden_size must be even" in err
 
 
-def test_test_without_flags_finds_the_attention_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert q3.parse_args(["test"]).checkpoint_name == "model.pt"  # nothing trained: the plain default
-    (tmp_path / "model-attn.pt").write_bytes(b"")
-    assert q3.parse_args(["test", "--topp", "0.8"]).checkpoint_name == "model-attn.pt"
-    assert q3.parse_args(["train"]).checkpoint_name == "model.pt"
-    assert q3.parse_args(["test", "--checkpoint_name", "x.pt"]).checkpoint_name == "x.pt"
+def test_default_checkpoints_follow_the_assignment_commands(tmp_path):
+    (tmp_path / "attn.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "no-attn.pt").write_bytes(b"not a checkpoint")
+    for args, name in ((["test", "--topp", "0.8"], "attn.pt"), (["test"], "no-attn.pt"),
+                       (["test", "--use_attn"], "attn.pt"), (["spell", "k æ t"], "attn.pt")):
+        code, _, err = run_script("hw2-q3.py", *args, cwd=tmp_path)
+        assert code == 2 and f"--checkpoint_name {name}: not a readable checkpoint" in err, (args, err)
 
 
 def test_collate_samples_equals_batching_by_index():
@@ -408,11 +402,11 @@ def test_course_generation_loop_matches_batched_greedy_decoding(use_attn):
     src, lengths, _ = random_batch()
     batched = decoding.decode(model, src, lengths, max_len=10).tolist()
     for i, n in enumerate(lengths.tolist()):
-        one = course_generate(model, src[i:i + 1, :n], q3.greedy_next_token)
+        one = course_generate(model, src[i:i + 1, :n], greedy_next_token)
         assert one == batched[i][: len(one)]
-        sampled = course_generate(model, src[i:i + 1, :n], lambda logits: q3.nucleus_sampling(logits, p=0.8))
+        sampled = course_generate(model, src[i:i + 1, :n], lambda logits: nucleus_sampling(logits, p=0.8))
         assert all(0 <= t < 10 for t in sampled)
-        tiny_p = course_generate(model, src[i:i + 1, :n], lambda logits: q3.nucleus_sampling(logits, p=1e-6))
+        tiny_p = course_generate(model, src[i:i + 1, :n], lambda logits: nucleus_sampling(logits, p=1e-6))
         assert tiny_p == one  # a nucleus of one token is greedy
 
 
@@ -460,15 +454,14 @@ def test_tsv_that_is_not_utf8_names_file_and_line(tmp_path):
         p2g.read_tsv_corpus(str(path))
 
 
-def test_damaged_checkpoint_is_a_one_line_error(trained_tiny, tmp_path, capsys):
+def test_damaged_checkpoint_is_a_one_line_error(trained_tiny, tmp_path):
     model, _ = trained_tiny
     path = tmp_path / "damaged.pt"
     torch.save({"kind": checkpoints.KIND, "config": {"hidden_size": 32, "dropout": 0.0, "use_attn": False},
-                "src_vocab": ["a"] * 29, "tgt_vocab": ["b"] * 24, "model": model.state_dict()}, path)
-    with pytest.raises(SystemExit):
-        checkpoints.load_or_die(str(path), torch.device("cpu"))
-    err = capsys.readouterr().err.strip()
-    assert "damaged.pt: damaged checkpoint" in err and len(err.splitlines()) == 1
+                "src_vocab": ["a"] * 29, "tgt_vocab": ["b"] * 24, "model": model.state_dict(), "epoch": 1,
+                "val_cer": 0.5}, path)
+    with pytest.raises(checkpoints.utils.InputError, match="damaged.pt: damaged checkpoint"):
+        checkpoints.load(str(path), torch.device("cpu"))
 
 
 # ---- spell -----------------------------------------------------------------------------------------
@@ -489,9 +482,14 @@ def parse_spell_line(line):
     return phonemes, [(h.rsplit(" ", 1)[0], float(h.rsplit(" ", 1)[1])) for h in hyps]
 
 
-def test_spell_gives_k_best_spellings_with_probabilities(spell_checkpoint, capsys):
-    lines = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "--beam_size", "3", "k æ t", "d ɔ ɡ"])
-    assert capsys.readouterr().out.splitlines() == lines and len(lines) == 2
+def spell(*args, stdin=None):
+    code, stdout, err = run_script("hw2-q3.py", "spell", *args, stdin=stdin)
+    return code, stdout.splitlines(), err
+
+
+def test_spell_gives_k_best_spellings_with_probabilities(spell_checkpoint):
+    code, lines, _ = spell("--checkpoint_name", spell_checkpoint, "--k", "3", "k æ t", "d ɔ ɡ")
+    assert code == 0 and len(lines) == 2
     for line, phonemes in zip(lines, ["k æ t", "d ɔ ɡ"]):
         got, hyps = parse_spell_line(line)
         assert got == phonemes and 1 <= len(hyps) <= 3
@@ -499,38 +497,37 @@ def test_spell_gives_k_best_spellings_with_probabilities(spell_checkpoint, capsy
         assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
         assert len({w for w, _ in hyps}) == len(hyps)
     assert parse_spell_line(lines[0])[1][0][0] == "cat"  # a training word comes first
-    five = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "k æ t"])
-    assert len(parse_spell_line(five[0])[1]) > 3  # the default K is 5
+    _, five, _ = spell("--checkpoint_name", spell_checkpoint, "k æ t")
+    assert 3 < len(parse_spell_line(five[0])[1]) <= 5  # the default k is 5
 
 
-def test_spell_reads_stdin_and_skips_empty_lines(spell_checkpoint, monkeypatch):
-    monkeypatch.setattr("sys.stdin", io.StringIO("k æ t\n\n   \nm aʊ s\n"))
-    lines = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "--beam_size", "2"])
-    assert [parse_spell_line(line)[0] for line in lines] == ["k æ t", "m aʊ s"]
+def test_spell_reads_stdin_and_skips_empty_lines(spell_checkpoint):
+    code, lines, _ = spell("--checkpoint_name", spell_checkpoint, "--k", "2", stdin="k æ t\n\n   \nm aʊ s\n".encode())
+    assert code == 0 and [parse_spell_line(line)[0] for line in lines] == ["k æ t", "m aʊ s"]
     assert all(len(parse_spell_line(line)[1]) <= 2 for line in lines)
 
 
-def test_spell_warns_about_unknown_phonemes(spell_checkpoint, capsys):
-    lines = q3.main(["spell", "--checkpoint_name", spell_checkpoint, "k æ ʘ t"])
-    err = capsys.readouterr().err
-    assert "ʘ" in err and "warning" in err and "Traceback" not in err
+def test_spell_warns_about_unknown_phonemes(spell_checkpoint):
+    code, lines, err = spell("--checkpoint_name", spell_checkpoint, "k æ ʘ t")
+    assert code == 0 and "ʘ" in err and "warning" in err and "Traceback" not in err
     assert parse_spell_line(lines[0])[0] == "k æ ʘ t"
 
 
-def test_phonemes_outside_spell_are_an_argparse_error():
-    with pytest.raises(SystemExit):
-        q3.parse_args(["test", "k æ t"])
+def test_beam_search_never_returns_more_than_k_hypotheses(trained_tiny):
+    model, dataset = trained_tiny
+    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    for found in decoding.beam_search(model, src, lengths, max_len=2, beam_size=3):  # max_len cuts every beam
+        assert 1 <= len(found) <= 3
 
 
 # ---- the strong model: presets, deeper encoder, ensembles ---------------------------------------
 
-def test_preset_sets_defaults_that_explicit_flags_override():
-    args = q3.parse_args(["train", "--preset", "strong"])
-    for key, value in q3.PRESETS["strong"].items():
-        assert getattr(args, key) == value
-    assert q3.parse_args(["train", "--preset", "strong", "--hidden_size", "64"]).hidden_size == 64
-    plain = q3.parse_args(["train"])
-    assert (plain.hidden_size, plain.enc_layers, plain.label_smoothing, plain.select_on) == (128, 1, 0.0, "cer")
+def test_train_config_rejects_values_out_of_their_domain():
+    for bad in ({"dropout": 1.0}, {"hidden_size": 7}, {"input_feed": True}, {"lr": float("nan")}, {"select_on": "bleu"}):
+        with pytest.raises(training.utils.InputError, match=next(iter(bad))):
+            training.TrainConfig(**bad).check()
+    with pytest.raises(training.utils.InputError, match="unknown field 'colour'"):
+        training.TrainConfig.from_dict({"colour": 1})
 
 
 def test_two_layer_encoder_hands_the_top_layer_to_the_decoder():
@@ -563,26 +560,32 @@ def test_ensemble_of_copies_equals_the_single_model_and_differs_from_either_memb
     assert mixed != decoding.beam_search(other, src, lengths, max_len=12, beam_size=1)
 
 
-def test_cer_by_source_length_by_hand():
+def test_lengths_are_binned_once_for_sources_and_spellings():
     examples = [{"phonemes": "k æ t", "gold": "cat", "pred": "kat"},          # 3 phonemes, 1 edit / 3
                 {"phonemes": "d ɔ ɡ z", "gold": "dogs", "pred": "dogs"},      # 4 phonemes, 0 / 4
                 {"phonemes": "h ɔː s ɪ z", "gold": "horses", "pred": "hosses"}]  # 5 phonemes, 1 / 6
     rows = diagnostics.cer_by_source_length(examples)
-    assert rows == [{"phonemes": "1-3", "words": 1, "cer": pytest.approx(1 / 3)},
-                    {"phonemes": "4-5", "words": 2, "cer": pytest.approx(1 / 10)}]
+    assert rows == [{"lengths": "1-4", "words": 2, "cer": pytest.approx(1 / 7), "wer": pytest.approx(1 / 2)},
+                    {"lengths": "5-6", "words": 1, "cer": pytest.approx(1 / 6), "wer": 1.0}]
+    by_gold = metrics.by_length(["kat", "dogs", "hosses"], ["cat", "dogs", "horses"], [3, 4, 6])
+    assert [r["lengths"] for r in by_gold] == ["1-4", "5-6"]
 
 
 def test_strong_style_checkpoint_tests_with_every_decoding(tiny_corpus, tmp_path):
     ckpt, out = tmp_path / "strong.pt", tmp_path / "results"
-    common = ["--data_dir", str(tiny_corpus), "--out_dir", str(out), "--checkpoint_name", str(ckpt), "--quiet"]
-    q3.main(["train", "--preset", "strong", "--hidden_size", "16", "--n_epochs", "3", "--batch_size", "4"] + common)
+    record = tiny_train(tiny_corpus, ckpt, use_attn=True, hidden_size=16, enc_layers=2, label_smoothing=0.1,
+                        select_on="wer", lr_schedule="cosine", n_epochs=3)
     saved = torch.load(ckpt, weights_only=True)["config"]
     assert (saved["enc_layers"], saved["label_smoothing"], saved["select_on"]) == (2, 0.1, "wer")
-    history = json.loads((out / "strong-train.json").read_text())
-    assert history["best_val_wer"] == min(history["history"]["val_wer"])
-    for flags in ([], ["--topp", "0.8"], ["--beam_size", "1", "3"]):
-        for result in q3.main(["test"] + flags + common):
-            assert 0 <= result["wer"] <= 1
+    assert record["best_val_wer"] == min(record["history"]["val_wer"])
+    common = ["--data_dir", tiny_corpus, "--out_dir", out, "--checkpoint_name", ckpt]
+    for flags, decodings in (([], ["greedy"]), (["--topp", "0.8"], ["topp0.8"]),
+                             (["--beam_size", "1", "3"], ["beam1", "beam3"])):
+        assert run_script("hw2-q3.py", "test", *flags, *common)[0] == 0
+        for d in decodings:
+            result = json.loads((out / f"strong-test-{d}.json").read_text())
+            preds, golds = [e["pred"] for e in result["examples"]], [e["gold"] for e in result["examples"]]
+            assert (result["cer"], result["wer"]) == metrics.cer_wer(preds, golds)
 
 
 # ---- input feeding (beyond the assignment) ---------------------------------------------------------
@@ -607,9 +610,8 @@ def test_input_feeding_feeds_the_previous_attentional_state():
 
 def test_input_feeding_beam_one_is_greedy_and_checkpoint_round_trips(tiny_corpus, tmp_path):
     ckpt = tmp_path / "feed.pt"
-    q3.main(["train", "--use_attn", "--input_feed", "--hidden_size", "16", "--n_epochs", "2", "--batch_size", "4",
-             "--data_dir", str(tiny_corpus), "--out_dir", str(tmp_path), "--checkpoint_name", str(ckpt), "--quiet"])
-    model, src_vocab, tgt_vocab, saved = checkpoints.load_or_die(str(ckpt), torch.device("cpu"))
+    tiny_train(tiny_corpus, ckpt, use_attn=True, input_feed=True, hidden_size=16, n_epochs=2, dropout=0.3)
+    model, src_vocab, tgt_vocab, saved = checkpoints.load(str(ckpt), torch.device("cpu"))
     assert saved["config"]["input_feed"] is True and model.decoder.input_feed
     dataset = p2g.Seq2SeqDataset([(p.split(), w) for p, w in WORDS], src_vocab, tgt_vocab)
     src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
@@ -624,6 +626,15 @@ def test_input_feeding_beam_one_is_greedy_and_checkpoint_round_trips(tiny_corpus
     assert beams[0][0][1] == pytest.approx(expected, abs=1e-4)
 
 
-def test_input_feeding_without_attention_is_an_argparse_error():
-    with pytest.raises(SystemExit):
-        q3.parse_args(["train", "--input_feed"])
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_earlier_best_checkpoint(tiny_corpus, tmp_path, monkeypatch):
+    losses = iter([1.0, float("nan")])
+    real = training.train_epoch
+    monkeypatch.setattr(training, "train_epoch", lambda *a, **k: (real(*a, **k), next(losses))[1])
+    ckpt = tmp_path / "m.pt"
+    record = tiny_train(tiny_corpus, ckpt, use_attn=True, hidden_size=16, n_epochs=4)
+    assert record["status"] == "diverged" and record["history"]["epoch"] == [1] and record["best_epoch"] == 1
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["epoch"] == 1 and all(torch.isfinite(t).all() for t in saved["model"].values())
+    training.utils.save_json(record, tmp_path / "m-train.json")  # strict JSON: nothing non-finite in the record
+    with pytest.raises(training.utils.InputError, match="non-finite"):
+        training.utils.save_json({"loss": float("nan")}, tmp_path / "x.json")

@@ -1,0 +1,315 @@
+"""The strongest-model study (beyond the assignment): how far can this P2G data go?
+
+Method: train a base configuration and each step added to it alone (seed 42), keep the steps that lower
+the validation WER (ties: CER), try the kept steps that change different fields together; train the
+finalists (the base and the best configuration) over several seeds; choose the model (a single model or
+an ensemble) and its decoding (beam size, length penalty) on the validation set; then decode the test set
+for that choice, for each of its members alone (reported beside it, never chosen upon) and for the
+reranking of its n-best with a word list (outside knowledge, reported apart). strongest.py runs it.
+"""
+import dataclasses
+import os
+import statistics
+import time
+
+import torch
+
+import checkpoints
+import data as p2g
+import decoding
+import diagnostics
+import metrics
+import training
+import utils
+
+BASE = training.TrainConfig(use_attn=True, hidden_size=256, enc_layers=2, lr_schedule="cosine", n_epochs=30,
+                            select_on="wer")
+STEPS = {  # name -> (tag in run names, the fields it changes)
+    "dropout 0.4": ("d04", {"dropout": 0.4}),
+    "dropout 0.2": ("d02", {"dropout": 0.2}),
+    "input feeding": ("feed", {"input_feed": True}),
+    "3 encoder layers": ("l3", {"enc_layers": 3}),
+    "40 epochs": ("e40", {"n_epochs": 40}),
+}
+BEAMS, PENALTIES, LEXICON_BEAMS = (1, 5, 10), (0.5, 1.0, 1.5), (5, 10)
+OTEANN_WER = 1 - 0.364  # Marjou (2021), arXiv 1912.13321: 36.4 % of English words right from IPA
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run of the study: its steps (names), seed and configuration."""
+    steps: tuple
+    seed: int
+    config: training.TrainConfig
+
+    @property
+    def name(self):
+        tags = [STEPS[s][0] for s in STEPS if s in self.steps] or ["base"]
+        return f"strong-{'-'.join(tags)}-seed{self.seed}"
+
+
+def make_run(steps, seed, base=None, threads=1):
+    """The run of base plus these steps, for one seed."""
+    cfg = base or BASE
+    for s in steps:
+        cfg = dataclasses.replace(cfg, **STEPS[s][1])
+    return Run(tuple(s for s in STEPS if s in steps), seed, dataclasses.replace(cfg, seed=seed, num_threads=threads))
+
+
+def score(r):
+    return r["val_wer"], r["val_cer"]
+
+
+# ---- training or reusing runs: one rule, the saved config equals the one asked for ------------------
+
+def train_or_reuse(run, corpus, dirs, device):
+    """The run's train record: reused when its record and checkpoint exist with this very config, else trained."""
+    path, ckpt = os.path.join(dirs["records"], f"{run.name}-train.json"), os.path.join(dirs["checkpoints"], f"{run.name}.pt")
+    wanted = run.config.to_dict()
+    if os.path.exists(path) and os.path.exists(ckpt):
+        record = utils.load_json(path, "study run")
+        if utils.strip_noise(record.get("config")) == utils.strip_noise(wanted) and \
+                utils.strip_noise(checkpoints.read(ckpt, "study checkpoint")["config"]) == utils.strip_noise(wanted):
+            return record
+    print(f"training {run.name}", flush=True)
+    with utils.run_lock(ckpt):
+        record = training.train(run.config, corpus, ckpt, device, log=lambda line: None)
+    if record["status"] != "completed":
+        raise utils.InputError(f"study run {run.name} diverged at epoch {len(record['history']['epoch']) + 1}")
+    utils.save_result(record, path)
+    return record
+
+
+def search_steps(corpus, dirs, device, threads):
+    """Ablation rows of the base and of each step (seed 42), kept or not, and the best steps."""
+    base = make_run((), 42, threads=threads)
+    rows = [ablation_row("base", base, train_or_reuse(base, corpus, dirs, device), None)]
+    kept = []
+    for step in STEPS:
+        run = make_run((step,), 42, threads=threads)
+        row = ablation_row(step, run, train_or_reuse(run, corpus, dirs, device), None)
+        row["kept"] = score(row) < score(rows[0])
+        rows.append(row)
+        kept += [row] if row["kept"] else []
+    by_field = {}
+    for row in sorted(kept, key=score):  # the best of the kept steps that change the same field
+        by_field.setdefault(tuple(STEPS[row["step"]][1]), row["step"])
+    if len(by_field) > 1:
+        steps = tuple(s for s in STEPS if s in by_field.values())
+        run = make_run(steps, 42, threads=threads)
+        rows.append(ablation_row(" + ".join(steps), run, train_or_reuse(run, corpus, dirs, device), None))
+    best = min(rows, key=score)
+    return rows, tuple(best["steps"])
+
+
+def ablation_row(step, run, record, kept):
+    return {"step": step, "steps": list(run.steps), "run": run.name, "seed": run.seed, "config": run.config.to_dict(),
+            "decoding": "greedy", "train_minutes": round(record["wall_seconds"] / 60, 1),
+            "best_epoch": record["best_epoch"], "val_cer": record["best_val_cer"], "val_wer": record["best_val_wer"],
+            "kept": kept}
+
+
+# ---- finalists, candidates and the choice on validation ---------------------------------------------
+
+def train_finalists(best_steps, seeds, corpus, dirs, device, threads):
+    """{finalist: [(run, record)]}: the base and, when a step was kept, the best configuration, over seeds."""
+    finalists = {"base": ()} | ({"best": best_steps} if best_steps else {})
+    return {f: [(run, train_or_reuse(run, corpus, dirs, device))
+                for run in (make_run(steps, s, threads=threads) for s in seeds)] for f, steps in finalists.items()}
+
+
+def candidates(finalists, step_rows):
+    """Candidate models as {id: [run names]}: each finalist's first seed, each finalist's ensemble, the
+    ensemble of both, and the ensemble of every model the study trained."""
+    out = {}
+    for f, members in finalists.items():
+        out[f"{f}-seed{members[0][0].seed}"] = [members[0][0].name]
+        out[f"{f}-ensemble"] = [run.name for run, _ in members]
+    union = [run.name for members in finalists.values() for run, _ in members]
+    if len(finalists) > 1:
+        out["finalists-ensemble"] = union
+    every = union + [r["run"] for r in step_rows if r["run"] not in union]
+    if len(every) > len(union):
+        out["all-ensemble"] = every
+    return out
+
+
+def evaluate(models, dataset, golds, tgt_vocab, beam, penalty, lexicon=None):
+    """Scores and predictions of one model or an ensemble (beam 1 = greedy); with lexicon, each word's
+    best hypothesis that is in it."""
+    nbest = decoding.beam_search_dataset(models if len(models) > 1 else models[0], dataset, tgt_vocab, 500, 50,
+                                         beam, penalty)
+    preds = [next((w for w, _, _ in h if w.lower() in lexicon), h[0][0]) if lexicon else h[0][0] for h in nbest]
+    cer, wer = metrics.cer_wer(preds, golds)
+    return {"cer": cer, "wer": wer}, preds
+
+
+def tune_decoding(models, dataset, golds, tgt_vocab):
+    """Validation CER/WER for every beam size and length penalty; the grid and its best row (WER, then CER)."""
+    grid = []
+    for beam in BEAMS:
+        for penalty in (PENALTIES if beam > 1 else (1.0,)):
+            s, _ = evaluate(models, dataset, golds, tgt_vocab, beam, penalty)
+            grid.append({"beam_size": beam, "length_penalty": penalty, "val_cer": s["cer"], "val_wer": s["wer"]})
+    return grid, min(grid, key=score)
+
+
+def choose(cands, models, sets, golds, tgt_vocab):
+    """Each candidate's best decoding on validation, and the candidate chosen (lowest WER, then CER)."""
+    rows, grids = [], {}
+    for cid, names in cands.items():
+        grids[cid], best = tune_decoding([models[n] for n in names], sets["valid"], golds["valid"], tgt_vocab)
+        rows.append({"candidate": cid, "members": names, "n_models": len(names), **best, "chosen": False})
+    chosen = min(rows, key=score)
+    chosen["chosen"] = True
+    return rows, grids, chosen
+
+
+# ---- the test reads and the record ---------------------------------------------------------------
+
+def read_test(chosen, models, sets, golds, tgt_vocab, records, words):
+    """Decode the test set for the choice, for each member alone and for the word-list reranking."""
+    beam, penalty = chosen["beam_size"], chosen["length_penalty"]
+    members = [models[n] for n in chosen["members"]]
+    t0 = time.time()
+    test, preds = evaluate(members, sets["test"], golds["test"], tgt_vocab, beam, penalty)
+    seconds = time.time() - t0
+    rows = []
+    for name, model in zip(chosen["members"], members):
+        val, _ = evaluate([model], sets["valid"], golds["valid"], tgt_vocab, beam, penalty)
+        tst, _ = evaluate([model], sets["test"], golds["test"], tgt_vocab, beam, penalty)
+        rows.append({"run": name, "seed": records[name]["config"]["seed"], "val_cer": val["cer"], "val_wer": val["wer"],
+                     "test_cer": tst["cer"], "test_wer": tst["wer"], "best_epoch": records[name]["best_epoch"],
+                     "train_minutes": round(records[name]["wall_seconds"] / 60, 1), "params": n_params(model)})
+    lex_grid = []
+    for b in LEXICON_BEAMS:
+        s, _ = evaluate(members, sets["valid"], golds["valid"], tgt_vocab, b, penalty, words)
+        lex_grid.append({"beam_size": b, "length_penalty": penalty, "val_cer": s["cer"], "val_wer": s["wer"]})
+    lex = min(lex_grid, key=score)
+    lex_test, _ = evaluate(members, sets["test"], golds["test"], tgt_vocab, lex["beam_size"], penalty, words)
+    return {"scores": test, "preds": preds, "intervals": metrics.intervals(preds, golds["test"]), "seconds": seconds,
+            "members": rows,
+            "lexicon_rerank": {"grid": lex_grid, "beam_size": lex["beam_size"], "val_cer": lex["val_cer"],
+                               "val_wer": lex["val_wer"], "test_cer": lex_test["cer"], "test_wer": lex_test["wer"],
+                               "external_word_list": True}}
+
+
+def n_params(model):
+    return sum(t.numel() for t in model.parameters())
+
+
+def error_profile(preds, golds, words):
+    """What the wrong words are: only the capitalisation differs; another real English word (ISLEX, e.g. a
+    homophone); a proper noun (capitalised gold); a gold spelling with letters outside ASCII (loanwords)."""
+    wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
+    n = max(1, len(wrong))
+    real = [(p, g) for p, g in wrong if p.lower() != g.lower() and p.lower() in words]
+    return {"n_wrong": len(wrong), "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
+            "real_word_share": len(real) / n, "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
+            "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
+            "within_two_edits": sum(diagnostics.Levenshtein.distance(p, g) <= 2 for p, g in wrong),
+            "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8]}
+
+
+def compare_with_assignment(preds, golds, assignment_preds, words):
+    """Error profiles, WER by gold length, and the words fixed and broken against the assignment's model."""
+    lengths = [len(g) for g in golds]
+    return {"errors": {"assignment": error_profile(assignment_preds, golds, words),
+                       "strongest": error_profile(preds, golds, words)},
+            "by_length": {"assignment": metrics.by_length(assignment_preds, golds, lengths),
+                          "strongest": metrics.by_length(preds, golds, lengths)},
+            "fixed_vs_assignment": sum(b != g and t == g for b, t, g in zip(assignment_preds, preds, golds)),
+            "broken_vs_assignment": sum(b == g and t != g for b, t, g in zip(assignment_preds, preds, golds)),
+            "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in zip(assignment_preds, preds, golds)]}
+
+
+# ---- the study --------------------------------------------------------------------------------------
+
+def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
+    """Every input of the study, before any training: the corpus, the assignment's greedy test result on
+    the same test words, the ISLEX word list, writable outputs. Returns (corpus, assignment preds, words)."""
+    try:
+        corpus, _ = p2g.load_corpus(data_dir)
+    except p2g.DataError as e:
+        raise utils.InputError(str(e)) from None
+    examples, = utils.require(utils.load_json(assignment_json, "the assignment's greedy test result"), ["examples"],
+                              assignment_json)
+    if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
+        raise utils.InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")
+    try:
+        words = p2g.islex_words()
+    except (ImportError, OSError) as e:
+        raise utils.InputError(f"the ISLEX word list (pysle) is not available: {e}") from None
+    for folder, flag in ((out_dir, "--out_dir"), (runs_dir, "--runs_dir")):
+        utils.check_folder(folder, flag)
+    return corpus, [ex["pred"] for ex in examples], words
+
+
+def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
+    """The whole study; writes out_dir/strongest.json, strongest-ablation.json and the length figure."""
+    corpus, assignment_preds, words = check_inputs(data_dir, out_dir, runs_dir, assignment_json)
+    device = torch.device("cpu")
+    dirs = {"records": os.path.join(out_dir, "strongest-runs"), "checkpoints": runs_dir}
+    step_rows, best_steps = search_steps(corpus, dirs, device, threads)
+    finalists = train_finalists(best_steps, seeds, corpus, dirs, device, threads)
+    records = {r["run"]: utils.load_json(os.path.join(dirs["records"], f"{r['run']}-train.json")) for r in step_rows}
+    records |= {run.name: rec for members in finalists.values() for run, rec in members}
+    models = {}
+    for name in records:
+        models[name], src_vocab, tgt_vocab, _ = checkpoints.load(os.path.join(runs_dir, f"{name}.pt"), device)
+    for row in step_rows:
+        row["params"] = n_params(models[row["run"]])
+    sets = {s: p2g.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
+    golds = {s: [w for _, w in corpus[s]] for s in ("valid", "test")}
+    cand_rows, grids, chosen = choose(candidates(finalists, step_rows), models, sets, golds, tgt_vocab)
+    test = read_test(chosen, models, sets, golds, tgt_vocab, records, words)
+    record = summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, threads)
+    record |= compare_with_assignment(test["preds"], golds["test"], assignment_preds, words)
+    record["earlier_test_reads"] = earlier_reads(os.path.join(out_dir, "strongest.json"), record)
+    stem = os.path.join(out_dir, "strongest")
+    diagnostics.plot_bins({"assignment model, greedy": record["by_length"]["assignment"],
+                           "strongest" + (" ensemble" if chosen["n_models"] > 1 else ""): record["by_length"]["strongest"]},
+                          "lengths", "wer", "Length of the gold spelling (characters)", "Test WER",
+                          f"{stem}-wer_by_length", ylim=(0, 1), legend_loc="upper left")
+    utils.save_result(record, f"{stem}.json")
+    utils.save_result({"selected_on": "valid", "base": BASE.to_dict(), "rows": step_rows}, f"{stem}-ablation.json")
+    return record
+
+
+def summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, threads):
+    """The study's record: the choice, its test scores with intervals, its members, the candidates."""
+    members = test["members"]
+    finalist_of = {run.name: f for f, ms in finalists.items() for run, _ in ms}
+    for m in members:
+        m["finalist"] = finalist_of.get(m["run"], "step run")
+    return {
+        "selected_on": "valid", "choice": {k: chosen[k] for k in ("candidate", "members", "n_models", "beam_size",
+                                                               "length_penalty", "val_cer", "val_wer")},
+        "test_cer": test["scores"]["cer"], "test_wer": test["scores"]["wer"],
+        **test["intervals"],
+        "test_decodings": ["choice", "each member alone, same decoding", "word-list reranking"],
+        "best_steps": list(best_steps), "seeds": seeds, "members": members,
+        "seed_mean_test_wer": statistics.mean(m["test_wer"] for m in members),
+        "seed_mean_test_cer": statistics.mean(m["test_cer"] for m in members),
+        "params_total": sum(m["params"] for m in members), "params_largest": max(m["params"] for m in members),
+        "train_minutes_total": round(sum(m["train_minutes"] for m in members), 1), "train_threads": threads,
+        "test_decode_seconds": round(test["seconds"], 2), "candidates": cand_rows, "decoding_grid": grids,
+        "finalists": {f: {"steps": list(ms[0][0].steps), "config": ms[0][0].config.to_dict(),
+                          "runs": [{"run": run.name, "seed": run.seed, "val_cer": rec["best_val_cer"],
+                                    "val_wer": rec["best_val_wer"]} for run, rec in ms]} for f, ms in finalists.items()},
+        "lexicon_rerank": test["lexicon_rerank"], "oteann_wer": OTEANN_WER,
+        "command": "python strongest.py --seeds " + " ".join(map(str, seeds)) + f" --num_threads {threads}",
+    }
+
+
+def earlier_reads(path, record):
+    """The test reads of earlier records at path (data, kept as they were), plus that record's own read
+    when its choice differs from this one."""
+    if not os.path.exists(path):
+        return []
+    old = utils.load_json(path, "the earlier study record")
+    reads = list(old.get("earlier_test_reads", []))
+    if old.get("choice") != record["choice"] and "test_wer" in old:
+        reads.append({"choice": old.get("choice"), "val_wer": old["choice"]["val_wer"], "val_cer": old["choice"]["val_cer"],
+                      "test_wer": old["test_wer"], "test_cer": old["test_cer"], "date": time.strftime("%Y-%m-%d")})
+    return reads
