@@ -1,16 +1,22 @@
-"""The report: built from the committed JSONs, no hand-typed numbers, numbers equal to the JSONs."""
+"""The report: built from the committed JSONs after checking them, every printed number equal to its JSON
+field, no hand-typed decimals, no typesetting slips, placeholders refused by --final."""
+import importlib.util
 import json
 import os
 import re
+import shutil
 
 import pytest
 
+import utils
 from conftest import ROOT
 
 REPORT = os.path.join(ROOT, "report", "report.typ")
 # Constants of the assignment that the prose may state: learning rates, dropout, top-p.
 ALLOWED = {"0.1", "0.01", "0.001", "0.003", "0.3", "0.8"}
 UNIT = re.compile(r"(em|pt|cm|mm|in|fr|%)")
+CODE_LINE = re.compile(r"^\s*(#let|#set|#show|#import|//|\.\.|\)|\]|table\.header|image\(|caption:|grid\()")
+EMBEDDED = re.compile(r"#[A-Za-z_][\w.\-]*(\((?:[^()]|\([^()]*\))*\))?;")
 
 
 def prose_decimals(text):
@@ -18,7 +24,7 @@ def prose_decimals(text):
     found = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("="):
-            continue  # headings carry the assignment's numbering (1.1, 2.3, ...)
+            continue
         line = line.split("//")[0]
         for m in re.finditer(r"(?<![\w.])\d+\.\d+", line):
             if not UNIT.match(line[m.end():]) and m.group() not in ALLOWED:
@@ -26,59 +32,107 @@ def prose_decimals(text):
     return found
 
 
-def test_no_hand_typed_decimal_in_the_report():
+def typesetting_slips(text):
+    """Lines of prose where Typst would not print what the source says: a ';' right after an embedded
+    #expression (Typst swallows it) or a digit followed by ' (Typst makes it a prime)."""
+    slips = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if CODE_LINE.match(line):
+            continue
+        prose = line.split(" //")[0]
+        if EMBEDDED.search(prose):
+            slips.append(f"line {lineno}: ';' after an embedded expression")
+        if re.search(r"\d'", prose):
+            slips.append(f"line {lineno}: a digit followed by '")
+    return slips
+
+
+def source():
     with open(REPORT, encoding="utf-8") as f:
-        assert prose_decimals(f.read()) == []
+        return f.read()
 
 
-def test_the_decimal_check_can_fail():
+def test_no_hand_typed_decimal_and_no_typesetting_slip_in_the_report():
+    text = source()
+    assert prose_decimals(text) == [] and typesetting_slips(text) == []
+
+
+def test_the_report_checks_can_fail():
     assert prose_decimals("The test accuracy is 0.734 and the margin 1.5em.") == ["line 1: 0.734"]
+    assert typesetting_slips("the best epoch #fmt(x, d: 4); then") == ["line 1: ';' after an embedded expression"]
+    assert typesetting_slips("round 1's choice") == ["line 1: a digit followed by '"]
+    assert typesetting_slips("the best epoch #fmt(x)\\; then") == []
 
 
 def load_build():
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("build", os.path.join(ROOT, "report", "build.py"))
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     return build
 
 
-def test_final_build_refuses_placeholders_and_names_them(tmp_path, monkeypatch, capsys):
+def results(path):
+    with open(os.path.join(ROOT, "results", path)) as f:
+        return json.load(f)
+
+
+PRINTED = {  # the key num() records -> (result file, field) the number must come from
+    "q2_vanilla_test": ("q2/cnn-vanilla-lr0.01.json", "final_test_acc"),
+    "q2_bn_test": ("q2/cnn-bn-lr0.01.json", "final_test_acc"),
+    "q3_noattn_cer": ("q3/no-attn-test-greedy.json", "cer"), "q3_noattn_wer": ("q3/no-attn-test-greedy.json", "wer"),
+    "q3_attn_cer": ("q3/attn-test-greedy.json", "cer"), "q3_attn_wer": ("q3/attn-test-greedy.json", "wer"),
+    "q3_topp_cer": ("q3/attn-test-topp0.8.json", "cer"), "q3_topp_wer": ("q3/attn-test-topp0.8.json", "wer"),
+    "q3_topp_wer_at_k": ("q3/attn-test-topp0.8.json", "wer_at_k"), "q3_strongest_wer": ("q3/strongest.json", "test_wer"),
+}
+
+
+def test_report_builds_in_its_pages_and_prints_the_numbers_of_the_jsons(tmp_path):
+    numbers = load_build().build(str(tmp_path / "report.pdf"))
+    assert (tmp_path / "report.pdf").stat().st_size > 10_000
+    assert numbers["pages"] <= 11 and numbers["appendix_page"] <= 9
+    assert set(numbers["printed"]) == set(PRINTED)
+    for key, (path, field) in PRINTED.items():
+        assert numbers["printed"][key] == results(path)[field], key
+    assert "PLACEHOLDER" not in numbers["contributions_shown"] and "report.typ" not in numbers["contributions_shown"]
+
+
+def test_final_build_refuses_placeholders_and_names_them(tmp_path, monkeypatch):
     build = load_build()
     group, contrib = tmp_path / "group.txt", tmp_path / "contributions.txt"
     group.write_text("PLACEHOLDER: the group\n")
     contrib.write_text("Ana wrote Q1 and Q2; João wrote Q3.\n")
     monkeypatch.setattr(build, "GROUP_FILES", {str(group): "the group", str(contrib): "contributions"})
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(utils.InputError, match="group.txt") as e:
         build.build(str(tmp_path / "report.pdf"), final=True)
-    assert e.value.code != 0 and not (tmp_path / "report.pdf").exists()
-    assert "group.txt" in capsys.readouterr().err
+    assert "--final" in str(e.value) and not (tmp_path / "report.pdf").exists()
     group.write_text("Group 7\nAna Silva\n")
     assert build.placeholders() == []
+    group.write_bytes("Grupo 7\nJoão\n".encode("latin-1"))
+    with pytest.raises(utils.InputError, match="group.txt: not UTF-8"):
+        build.placeholders()
 
 
-def results(path):
-    full = os.path.join(ROOT, "results", path)
-    if not os.path.exists(full):
-        pytest.skip(f"results/{path} not produced yet")
-    with open(full) as f:
-        return json.load(f)
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_text('{"cer": 0.2,'), "attn-test-greedy.json: not valid JSON"),
+    (lambda p: p.write_text('{"cer": NaN}'), "attn-test-greedy.json: not valid JSON"),
+    (lambda p: p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "wer_ci"})),
+     "attn-test-greedy.json: missing field 'wer_ci'"),
+    (lambda p: p.unlink(), "attn-test-greedy.json: no such file"),
+])
+def test_inputs_are_checked_and_named_before_compiling(tmp_path, damage, message):
+    copy = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), copy)
+    damage(copy / "q3" / "attn-test-greedy.json")
+    with pytest.raises(utils.InputError, match=message):
+        load_build().check_inputs(str(copy))
 
 
-def test_report_builds_within_12_pages_and_its_numbers_equal_the_jsons(tmp_path):
-    build = load_build()
-    sweep = results("q2/sweep-vanilla.json")
-    numbers = build.build(str(tmp_path / "report.pdf"))
-    assert (tmp_path / "report.pdf").stat().st_size > 10_000
-    assert 1 <= numbers["pages"] <= 12
-    best = sweep["best_learning_rate"]
-    assert numbers["q2_best_lr"] == best
-    assert numbers["q2_vanilla_test"] == results(f"q2/{sweep['best_run']}.json")["final_test_acc"]
-    assert numbers["q2_bn_test"] == results(f"q2/cnn-bn-lr{best:g}.json")["final_test_acc"]
-    assert numbers["q3_noattn_cer"] == results("q3/no-attn-test-greedy.json")["cer"]
-    assert numbers["q3_attn_cer"] == results("q3/attn-test-greedy.json")["cer"]
-    if os.path.exists(os.path.join(ROOT, "results", "q3", "strongest.json")):
-        assert numbers["q3_strongest_wer"] == results("q3/strongest.json")["test_wer"]
-    assert numbers["q3_attn_wer"] == results("q3/attn-test-greedy.json")["wer"]
-    assert numbers["q3_topp_wer_at_k"] == results("q3/attn-test-topp0.8.json")["wer_at_k"]
+def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), copy)
+    path = copy / "q2" / "cnn-bn-lr0.01.json"
+    record = json.loads(path.read_text())
+    record["history"] = {k: v[:1] for k, v in record["history"].items()}
+    path.write_text(json.dumps(record))
+    with pytest.raises(utils.InputError, match="cnn-bn-lr0.01.json: 1 epochs recorded, the report reads 40"):
+        load_build().check_inputs(str(copy))
