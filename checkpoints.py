@@ -6,6 +6,7 @@ import torch
 
 import data as p2g
 import utils
+from config import TrainConfig
 from models import build_model
 
 KIND = "hw2-q3-p2g-seq2seq"
@@ -42,7 +43,6 @@ def read(path, flag="--checkpoint_name"):
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise utils.InputError(f"{name}: damaged checkpoint (no {missing[0]!r})")
-    from training import TrainConfig  # the config's domain lives with the training that writes it
     TrainConfig.from_dict(ckpt["config"]).check()
     return ckpt
 

@@ -35,6 +35,9 @@ def train(args, device):
                                data=p2g.data_source(args.data_dir, args.data_fallback)).check()
     identity = {"config": cfg.to_dict(), "device": str(device)}
     out = utils.trial_path(result_path(args, "train"), identity)
+    if out != result_path(args, "train") and args.checkpoint_default:  # a trial run keeps attn.pt as it is
+        args.checkpoint_name = os.path.join(utils.RUNS_DIR, args.checkpoint_name)
+        print(f"{result_path(args, 'train')} records another run: this one goes to {out} and {args.checkpoint_name}")
     if args.resume and utils.same_run(out, identity) and os.path.exists(args.checkpoint_name) and \
             utils.strip_noise(checkpoints.read(args.checkpoint_name)["config"]) == utils.strip_noise(cfg.to_dict()):
         print(f"{out} and {args.checkpoint_name} hold a run of this very config: reused (--resume)")
@@ -252,6 +255,7 @@ def parse_args(argv=None):
         tr.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}")
     if args.mode == "test" and args.topp is not None and args.beam_size:
         te.error("--topp and --beam_size are two decodings: choose one")
+    args.checkpoint_default = args.checkpoint_name is None
     if args.checkpoint_name is None:
         attn = args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None
         args.checkpoint_name = "attn.pt" if attn else "no-attn.pt"

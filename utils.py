@@ -275,7 +275,9 @@ def trial_path(path, identity):
     if not os.path.exists(path) or same_run(path, identity):
         return path
     rel = os.path.relpath(path, "results")
-    return os.path.join(RUNS_DIR, rel if not rel.startswith("..") else os.path.basename(path))
+    if rel.startswith(".."):  # an output folder of the user's own: its runs/ subfolder
+        return os.path.join(os.path.dirname(path), RUNS_DIR, os.path.basename(path))
+    return os.path.join(RUNS_DIR, rel)
 
 
 def plt_style():

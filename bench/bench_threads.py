@@ -8,7 +8,6 @@ Each setting runs in its own process; the figure is the median over the timed ba
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time

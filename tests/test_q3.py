@@ -1,3 +1,4 @@
+import copy
 import json
 
 import pytest
@@ -38,14 +39,14 @@ def random_batch(seed=0, B=5, V_src=12, V_tgt=10, S=7, T=6):
 
 # ---- attention and padding ---------------------------------------------------------------------
 
-def test_attention_weights_sum_to_one_and_are_zero_on_padding():
+def test_attention_weights_sum_to_one_and_are_zero_on_padding(device):
     torch.manual_seed(0)
-    attn = BahdanauAttention(8)
-    lengths = torch.tensor([4, 2, 1])
-    enc = torch.randn(3, 4, 8)
-    out, alpha = attn(torch.randn(3, 5, 8), enc, lengths, return_weights=True)
+    attn = BahdanauAttention(8).to(device)
+    lengths = torch.tensor([4, 2, 1], device=device)
+    enc = torch.randn(3, 4, 8, device=device)
+    out, alpha = attn(torch.randn(3, 5, 8, device=device), enc, lengths, return_weights=True)
     assert out.shape == (3, 5, 8) and alpha.shape == (3, 5, 4)
-    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, 5))
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, 5, device=device))
     assert (alpha[~length_mask(lengths, 4)[:, None].expand_as(alpha)] == 0).all()
 
 
@@ -60,20 +61,20 @@ def test_attention_matches_the_assignment_equations():
 
 
 @pytest.mark.parametrize("use_attn, input_feed", DECODERS)
-def test_outputs_do_not_depend_on_padded_positions(use_attn, input_feed):
-    model = tiny_model(use_attn, input_feed=input_feed)
-    src, lengths, tgt = random_batch()
+def test_outputs_do_not_depend_on_padded_positions(use_attn, input_feed, device):
+    model = tiny_model(use_attn, input_feed=input_feed).to(device)
+    src, lengths, tgt = (t.to(device) for t in random_batch())
     noisy = src.clone()
     pad = ~length_mask(lengths, src.size(1))
-    noisy[pad] = torch.randint(4, 12, (int(pad.sum()),))
+    noisy[pad] = torch.randint(4, 12, (int(pad.sum()),), device=device)
     with torch.no_grad():
         torch.testing.assert_close(model(src, lengths, tgt)[0], model(noisy, lengths, tgt)[0])
 
 
 @pytest.mark.parametrize("use_attn, input_feed", DECODERS)
-def test_batch_equals_examples_one_by_one(use_attn, input_feed):
-    model = tiny_model(use_attn, input_feed=input_feed)
-    src, lengths, tgt = random_batch()
+def test_batch_equals_examples_one_by_one(use_attn, input_feed, device):
+    model = tiny_model(use_attn, input_feed=input_feed).to(device)
+    src, lengths, tgt = (t.to(device) for t in random_batch())
     with torch.no_grad():
         enc_b, (h_b, _) = model.encoder(src, lengths)
         logits_b, _ = model(src, lengths, tgt)
@@ -90,9 +91,9 @@ def test_batch_equals_examples_one_by_one(use_attn, input_feed):
 
 
 @pytest.mark.parametrize("use_attn, input_feed", DECODERS)
-def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn, input_feed):
-    model = tiny_model(use_attn, input_feed=input_feed)
-    src, lengths, tgt = random_batch()
+def test_bulk_teacher_forcing_equals_step_by_step_loop(use_attn, input_feed, device):
+    model = tiny_model(use_attn, input_feed=input_feed).to(device)
+    src, lengths, tgt = (t.to(device) for t in random_batch())
     with torch.no_grad():
         bulk, _ = model(src, lengths, tgt)
         enc, state = model.encoder(src, lengths)
@@ -246,9 +247,10 @@ def trained_tiny(tmp_path_factory):
     return model, dataset
 
 
-def test_beam_size_one_is_greedy(trained_tiny):
+def test_beam_size_one_is_greedy(trained_tiny, device):
     model, dataset = trained_tiny
-    src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
+    model = copy.deepcopy(model).to(device)
+    src, lengths, _, _ = (t.to(device) for t in dataset.batch(torch.arange(len(dataset))))
     greedy = decoding.decode(model, src, lengths, max_len=12)
     beams = decoding.beam_search(model, src, lengths, max_len=12, beam_size=1)
     for row, found in zip(greedy.tolist(), beams):
@@ -638,3 +640,15 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_earlier_best_checkpoint(t
     training.utils.save_json(record, tmp_path / "m-train.json")  # strict JSON: nothing non-finite in the record
     with pytest.raises(training.utils.InputError, match="non-finite"):
         training.utils.save_json({"loss": float("nan")}, tmp_path / "x.json")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_phoneme(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffk æ t\tcat\r\nd ɔ ɡ\tdog\r\n".encode("utf-8"))
+    assert p2g.read_tsv_corpus(str(path)) == [(["k", "æ", "t"], "cat"), (["d", "ɔ", "ɡ"], "dog")]
+
+
+def test_a_substituted_consonant_has_its_own_error_category():
+    assert diagnostics.error_category("forse", "force") == "one consonant substituted"
+    assert diagnostics.error_category("glossel", "glossal") == "vowel spelling only"
+    assert diagnostics.error_category("Cat", "cat") == "capitalisation"

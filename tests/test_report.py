@@ -1,6 +1,5 @@
 """The report: built from the committed JSONs after checking them, every printed number equal to its JSON
 field, no hand-typed decimals, no typesetting slips, placeholders refused by --final."""
-import importlib.util
 import json
 import os
 import re
@@ -8,6 +7,7 @@ import shutil
 
 import pytest
 
+import reporting
 import utils
 from conftest import ROOT
 
@@ -65,10 +65,7 @@ def test_the_report_checks_can_fail():
 
 
 def load_build():
-    spec = importlib.util.spec_from_file_location("build", os.path.join(ROOT, "report", "build.py"))
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build
+    return reporting
 
 
 def results(path):

@@ -1,0 +1,173 @@
+"""The report's builder: check every input the report reads, compile report/report.typ with Typst, and
+write the README's generated parts, all from results/*.json. report/build.py is its command line."""
+import json
+import os
+import sys
+
+import typst
+
+import utils
+from utils import InputError
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(ROOT, "report", "report.typ")
+GROUP_FILES = {  # file -> what the group must write there
+    os.path.join(ROOT, "report", "group.txt"): "the group number and its members",
+    os.path.join(ROOT, "report", "contributions.txt"): "the contributions paragraph (10 points without it)",
+}
+MAX_PAGES, APPENDIX_BY = 11, 9
+Q3_TRAIN = ["config", "history", "best_epoch", "best_val_cer", "best_val_wer", "wall_seconds"]
+Q3_TEST = ["cer", "wer", "cer_ci", "wer_ci", "examples"]
+Q2_RUN = ["name", "status", "config", "n_params", "param_table", "history", "final_test_acc", "final_test_acc_ci",
+          "best_val_acc", "best_epoch", "best_val_test_acc", "confusion_matrix"]
+INPUTS = {  # result file -> the fields the report reads
+    "q1/hopfield.json": ["configs", "checks", "retrieval"],
+    "q2/sweep-vanilla.json": ["best_learning_rate", "best_run", "data_sizes", "table"],
+    **{f"q2/cnn-{r}.json": Q2_RUN for r in ("vanilla-lr0.1", "vanilla-lr0.01", "vanilla-lr0.001", "bn-lr0.01",
+                                            "vanilla-lr0.01-skeleton_layout", "bn-lr0.01-skeleton_layout")},
+    **{f"q3/{r}-train.json": Q3_TRAIN for r in ("attn", "no-attn", "attn-seed43", "attn-seed44", "no-attn-seed43",
+                                                "no-attn-seed44", "attn-dropout_output-seed42",
+                                                "attn-dropout_output-seed43", "attn-dropout_output-seed44")},
+    **{f"q3/{r}-test-greedy.json": Q3_TEST for r in ("attn", "no-attn", "attn-seed43", "attn-seed44", "no-attn-seed43",
+                                                     "no-attn-seed44", "attn-dropout_output-seed42",
+                                                     "attn-dropout_output-seed43", "attn-dropout_output-seed44")},
+    "q3/attn-test-topp0.8.json": Q3_TEST + ["wer_at_k", "n_varied", "topp", "k"],
+    **{f"q3/attn-test-beam{k}.json": Q3_TEST + ["wer_at_k", "search_errors", "model_errors", "n_wrong"]
+       for k in (1, 3, 5, 10)},
+    "q3/cer_by_source_length.json": ["by_source_length"],
+    "q3/strongest.json": ["choice", "test_wer", "test_cer", "wer_ci", "cer_ci", "members", "candidates", "finalists",
+                          "earlier_test_reads", "lexicon_rerank", "errors", "params_total", "train_minutes_total"],
+    "q3/strongest-ablation.json": ["rows"],
+    "q3/strongest-earlier.json": ["rows"],
+}
+FILES = ["q1/retrieval.pdf", "q2/sweep-vanilla-train_loss.pdf", "q2/sweep-vanilla-val_acc.pdf",
+         "q2/cnn-bn-lr0.01-losses.pdf", "q2/cnn-bn-lr0.01-val_acc.pdf", "q2/cnn-vanilla-lr0.01-confusion.pdf",
+         "q2/cnn-bn-lr0.01-confusion.pdf", "q3/val_cer_curves.pdf", "q3/cer_by_source_length.pdf",
+         "q3/attn-attention.pdf", "q3/strongest-spell.txt"]
+
+
+def check_inputs(results=os.path.join(ROOT, "results")):
+    """Every result the report reads exists, is strict JSON and has its fields, and every run it reads
+    per epoch ran all its epochs; an InputError names the first file that is not so."""
+    for rel, fields in INPUTS.items():
+        path = os.path.join(results, rel)
+        record = utils.load_json(path, "a result the report reads")
+        utils.require(record, fields, path)
+        if "history" in fields and "epoch" in record["history"]:
+            want = record["config"].get("epochs", record["config"].get("n_epochs"))
+            if len(record["history"]["epoch"]) != want:
+                raise InputError(f"{path}: {len(record['history']['epoch'])} epochs recorded, the report reads {want} "
+                                 "(a trial run's result? rerun the command the results index gives)")
+    for rel in FILES:
+        if not os.path.isfile(os.path.join(results, rel)):
+            raise InputError(f"{os.path.join(results, rel)}: no such file (a figure or text the report includes)")
+    for path in GROUP_FILES:
+        read_text(path)
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (it holds {GROUP_FILES.get(path, 'text the report reads')})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8; save it as UTF-8") from None
+
+
+def placeholders():
+    """The group files that still hold their placeholder, with what belongs there."""
+    return [f"{os.path.relpath(p, ROOT)} ({what})" for p, what in GROUP_FILES.items() if "PLACEHOLDER" in read_text(p)]
+
+
+def compiled_numbers():
+    """What the report's <numbers> metadata says: pages, appendix page, every number printed with num()."""
+    return json.loads(typst.query(SOURCE, "<numbers>", field="value", one=True, root=ROOT))
+
+
+def build(output, final=False):
+    check_inputs()
+    missing = placeholders()
+    if missing and final:
+        raise InputError(f"--final: still placeholders: {'; '.join(missing)}")
+    for m in missing:
+        print(f"WARNING: {m} still holds the placeholder; fill it in before you submit (--final refuses it)",
+              file=sys.stderr)
+    try:
+        pdf = typst.compile(SOURCE, root=ROOT)
+        numbers = compiled_numbers()
+    except Exception as e:  # a Typst error in the source itself
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"report/report.typ does not compile: {first}") from None
+    if numbers["pages"] > MAX_PAGES or numbers["appendix_page"] > APPENDIX_BY:
+        raise InputError(f"the report has {numbers['pages']} pages (at most {MAX_PAGES}) and its appendix starts on "
+                         f"page {numbers['appendix_page']} (at most {APPENDIX_BY})")
+    utils.atomic_write(output, lambda f: f.write(pdf))
+    print(f"wrote {os.path.relpath(output, ROOT)} ({numbers['pages']} pages)")
+    return numbers
+
+
+def load(rel):
+    return utils.load_json(os.path.join(ROOT, "results", rel))
+
+
+def readme_results():
+    """The README's results table, from the same JSONs as the report."""
+    sweep = load("q2/sweep-vanilla.json")
+    best = sweep["best_learning_rate"]
+    van, bn = load(f"q2/{sweep['best_run']}.json"), load(f"q2/cnn-bn-lr{best:g}.json")
+    noattn, attn, topp = (load(f"q3/{n}.json") for n in ("no-attn-test-greedy", "attn-test-greedy", "attn-test-topp0.8"))
+    hop, st = load("q1/hopfield.json"), load("q3/strongest.json")
+    ci = lambda r, key, d=3: f"[{r[key][0]:.{d}f}, {r[key][1]:.{d}f}]"
+    return "\n".join([
+        "| question | result (test set; brackets: 95 % interval) |", "|---|---|",
+        f"| Q1 | {sum(c['passed'] for c in hop['checks'].values())} of {len(hop['checks'])} numeric checks pass |",
+        f"| Q2.1 vanilla CNN, best learning rate {best:g} | accuracy {van['final_test_acc']:.4f} {ci(van, 'final_test_acc_ci')} |",
+        f"| Q2.2 batch norm + global average pooling | accuracy {bn['final_test_acc']:.4f} {ci(bn, 'final_test_acc_ci')} |",
+        f"| Q2.3 parameters | vanilla {van['n_params']:,} · batch norm {bn['n_params']:,} |",
+        f"| Q3(a) no attention, greedy | CER {noattn['cer']:.4f} {ci(noattn, 'cer_ci')} · WER {noattn['wer']:.4f} "
+        f"{ci(noattn, 'wer_ci')} |",
+        f"| Q3(b) attention, greedy | CER {attn['cer']:.4f} {ci(attn, 'cer_ci')} · WER {attn['wer']:.4f} {ci(attn, 'wer_ci')} |",
+        f"| Q3(c) attention, top-p {topp['topp']:g} | CER {topp['cer']:.4f} · WER {topp['wer']:.4f} · "
+        f"WER@{topp['k']} {topp['wer_at_k']:.4f} |",
+        f"| beyond: ensemble of {st['choice']['n_models']} P2G models, beam {st['choice']['beam_size']} | "
+        f"WER {st['test_wer']:.4f} {ci(st, 'wer_ci')} · CER {st['test_cer']:.4f} |",
+    ])
+
+
+def readme_speed():
+    """The README's speed lines, from the benchmark JSONs."""
+    b3, b2, bt = load("bench/bench_q3.json"), load("bench/bench_q2.json"), load("bench/bench_threads.json")
+    ips = b2["images_per_second"]
+    rows = {(r["task"], r["load"]): r for r in bt["rows"]}
+    ms = lambda r, t: r["seconds_per_batch"][t] * 1000
+    threads = "; ".join(f"{'Q3' if task == 'q3' else 'Q2'} {load_}: {ms(r, '1'):.0f} ms per batch on one thread, "
+                        f"{ms(r, '2'):.0f} on two" for (task, load_), r in rows.items())
+    return "\n".join([
+        f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): {threads}.",
+        f"- Q3 (`bench/bench_q3.py`): one epoch (training, then greedy decoding of the validation words) takes "
+        f"{b3['seconds']['ours']['epoch']:.1f} s against {b3['seconds']['reference']['epoch']:.1f} s for a per-step "
+        f"reference of the same model (×{b3['speedup']['epoch']:.1f}); beam search per 1,000 words: "
+        + ", ".join(f"beam {k} {v:.2f} s" for k, v in b3["beam_seconds_per_1000_words"].items()) + ".",
+        f"- Q2 (`bench/bench_q2.py`, batch {b2['batch_size']}): the in-memory loop trains the vanilla network at "
+        f"{ips['vanilla/ours']:.0f} images/s against {ips['vanilla/dataloader']:.0f} for a plain `DataLoader`, the "
+        f"batch-norm network at {ips['bn/ours']:.0f} against {ips['bn/dataloader']:.0f}.",
+    ])
+
+
+def update_readme():
+    path = os.path.join(ROOT, "README.md")
+    text = read_text(path)
+    new = text
+    blocks = [("results", readme_results()), ("speed", readme_speed()),
+              ("spell", "```\n" + read_text(os.path.join(ROOT, "results", "q3", "strongest-spell.txt")).strip() + "\n```")]
+    for tag, body in blocks:
+        start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+        if start not in new or end not in new:
+            raise InputError(f"{path}: the markers {start} ... {end} are missing")
+        head, _, rest = new.partition(start)
+        _, _, tail = rest.partition(end)
+        new = f"{head}{start}\n{body}\n{end}{tail}"
+    if new != text:
+        utils.atomic_write(path, lambda f: f.write(new.encode("utf-8")))
+        print("updated the generated parts of README.md")
