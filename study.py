@@ -66,11 +66,9 @@ def train_or_reuse(run, corpus, dirs, device):
     """The run's train record: reused when its record and checkpoint exist with this very config, else trained."""
     path, ckpt = os.path.join(dirs["records"], f"{run.name}-train.json"), os.path.join(dirs["checkpoints"], f"{run.name}.pt")
     wanted = run.config.to_dict()
-    if os.path.exists(path) and os.path.exists(ckpt):
-        record = utils.load_json(path, "study run")
-        if utils.strip_noise(record.get("config")) == utils.strip_noise(wanted) and \
-                utils.strip_noise(checkpoints.read(ckpt, "study checkpoint")["config"]) == utils.strip_noise(wanted):
-            return record
+    if utils.same_run(path, {"config": wanted}) and os.path.exists(ckpt) and \
+            utils.strip_noise(checkpoints.read(ckpt, "study checkpoint")["config"]) == utils.strip_noise(wanted):
+        return utils.load_json(path, "study run")
     print(f"training {run.name}", flush=True)
     with utils.run_lock(ckpt):
         record = training.train(run.config, corpus, ckpt, device, log=lambda line: None)

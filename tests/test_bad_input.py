@@ -141,3 +141,4 @@ def test_test_reads_only_the_test_split(ckpt, tmp_path):
     code, out, err = run_script("hw2-q3.py", "test", "--checkpoint_name", ckpt, "--data_dir",
                                 corpus(tmp_path / "data", ("test",)), "--out_dir", tmp_path / "out")
     assert code == 0 and "Test CER" in out, err
+    assert "was trained on data, and the data now come from" in err  # one line: other data than the checkpoint's
