@@ -136,7 +136,8 @@ def test_beam(model, test_set, args, beam_size, phonemes, golds, result, tgt_voc
 
 def write_test_result(result, examples, args):
     result = dict(result, examples=examples)
-    identity = {k: result[k] for k in ("checkpoint", "config", "best_epoch", "topp", "k", "seed", "max_len")}
+    keys = ("checkpoint", "config", "best_epoch", "topp", "k", "seed", "max_len", "length_penalty")
+    identity = {k: result[k] for k in keys if k in result}
     path = utils.trial_path(result_path(args, f"test-{result['decoding']}"), identity)
     print(f"{'wrote' if utils.save_result(result, path) else 'unchanged:'} {path}")
     return result
@@ -204,12 +205,19 @@ def warn_if_other_data(ckpt, args):
 positive = utils.in_range(int, 1)
 
 
+class DefaultsUnlessNone(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default in its help, except where the help says how the default is chosen."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     modes = p.add_subparsers(dest="mode", required=True, metavar="{train,test,spell}")
-    common = argparse.ArgumentParser(add_help=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    common.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default data/, with a "
-                        "loud fallback to an ISLEX-based set when data/train.tsv is absent)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: data/, with "
+                        "a loud fallback to an ISLEX-based set when data/train.tsv is absent)")
     common.add_argument("--checkpoint_name", default=None, help="checkpoint file (default attn.pt with --use_attn "
                         "or --topp, the assignment's names; else no-attn.pt; spell: attn.pt)")
     common.add_argument("--max_len", type=positive, default=50, help="longest spelling decoded")
@@ -218,7 +226,7 @@ def parse_args(argv=None):
     common.add_argument("--num_threads", type=utils.in_range(int, 0), default=1,
                         help="torch CPU threads (1 reproduces the committed runs and is fastest on a shared CPU; "
                              "0: torch's default)")
-    kw = dict(parents=[common], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    kw = dict(parents=[common], formatter_class=DefaultsUnlessNone)
     tr = modes.add_parser("train", help="train a model, keeping the epoch with the lowest validation CER", **kw)
     tr.add_argument("--use_attn", action="store_true", help="Bahdanau attention")
     tr.add_argument("--n_epochs", type=positive, default=20, help="training epochs")
