@@ -6,12 +6,14 @@ import sys
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+import utils
+
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 SPLITS = ("train", "valid", "test")
 
 
-class DataError(ValueError):
+class DataError(utils.InputError):
     """Bad input data; its message names the file and the line."""
 
 

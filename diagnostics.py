@@ -49,9 +49,8 @@ def error_analysis(examples):
                 cat_examples[cat].append({"phonemes": ex["phonemes"], "gold": g, "pred": p})
     preds, golds = [ex["pred"] for ex in examples], [ex["gold"] for ex in examples]
     n_wrong = sum(cats.values())
-    close = sum(p != g and Levenshtein.distance(p, g) <= 2 for p, g in zip(preds, golds))
     return {"by_length": metrics.by_length(preds, golds, [len(g) for g in golds]), "n_wrong": n_wrong,
-            "within_two_edits": close,
+            "within_two_edits": metrics.within_edits(preds, golds),
             "top_substitutions": [{"gold": g, "pred": p, "count": v} for (g, p), v in subs.most_common(12)],
             "categories": [{"category": c, "count": n, "share": n / n_wrong, "examples": cat_examples[c]}
                            for c, n in cats.most_common()]}

@@ -209,14 +209,15 @@ def reuse(path, config):
 def sweep(args, data, device):
     """Train at each learning rate (reusing a run of the same config unless -force), pick the best by
     validation accuracy and draw the loss and validation-accuracy figures, one line per learning rate."""
-    results = []
+    results, paths = [], []
     for lr in args.sweep:
         path = run_path(args, lr, device)
+        paths.append(path)
         old = None if args.force else reuse(path, run_config(args, lr, device))
         if old is not None:
             print(f"{path}: a run of the same config; reused (-force to rerun)")
         results.append(old or train_run(args, lr, data, device))
-    stem = os.path.join(os.path.dirname(run_path(args, args.sweep[0], device)),
+    stem = os.path.join(os.path.dirname(paths[0]),
                         f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
     epochs = list(range(1, max(len(r["history"]["epoch"]) for r in results) + 1))
     label = lambda r: f"lr={r['config']['learning_rate']:g}" + (" (diverged)" if r["status"] != "completed" else "")

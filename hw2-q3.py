@@ -38,8 +38,7 @@ def train(args, device):
     if out != result_path(args, "train") and args.checkpoint_default:  # a trial run keeps attn.pt as it is
         args.checkpoint_name = os.path.join(utils.RUNS_DIR, args.checkpoint_name)
         print(f"{result_path(args, 'train')} records another run: this one goes to {out} and {args.checkpoint_name}")
-    if args.resume and utils.same_run(out, identity) and os.path.exists(args.checkpoint_name) and \
-            utils.strip_noise(checkpoints.read(args.checkpoint_name)["config"]) == utils.strip_noise(cfg.to_dict()):
+    if args.resume and utils.same_run(out, identity) and training.reusable(out, args.checkpoint_name, cfg):
         print(f"{out} and {args.checkpoint_name} hold a run of this very config: reused (--resume)")
         return 0
     utils.check_writable(args.checkpoint_name, "--checkpoint_name")
@@ -186,10 +185,7 @@ def result_path(args, what):
 
 
 def load_corpus(args, splits):
-    try:
-        return p2g.load_corpus(args.data_dir, splits, fallback=args.data_fallback)[0]
-    except p2g.DataError as e:
-        raise InputError(str(e)) from None
+    return p2g.load_corpus(args.data_dir, splits, fallback=args.data_fallback)[0]
 
 
 def warn_if_other_data(ckpt, args):

@@ -15,6 +15,11 @@ def cer_wer(preds, golds):
     return cer, wer
 
 
+def within_edits(preds, golds, edits=2):
+    """How many wrong words are at most `edits` Levenshtein edits from their gold spelling."""
+    return sum(p != g and Levenshtein.distance(p, g) <= edits for p, g in zip(preds, golds))
+
+
 def wer_at_k(samples, golds):
     """Fraction of words for which none of the k predictions is right; samples: k lists of predictions."""
     return sum(all(s[i] != g for s in samples) for i, g in enumerate(golds)) / len(golds)

@@ -65,9 +65,7 @@ def score(r):
 def train_or_reuse(run, corpus, dirs, device):
     """The run's train record: reused when its record and checkpoint exist with this very config, else trained."""
     path, ckpt = os.path.join(dirs["records"], f"{run.name}-train.json"), os.path.join(dirs["checkpoints"], f"{run.name}.pt")
-    wanted = run.config.to_dict()
-    if utils.same_run(path, {"config": wanted}) and os.path.exists(ckpt) and \
-            utils.strip_noise(checkpoints.read(ckpt, "study checkpoint")["config"]) == utils.strip_noise(wanted):
+    if training.reusable(path, ckpt, run.config):
         return utils.load_json(path, "study run")
     print(f"training {run.name}", flush=True)
     with utils.run_lock(ckpt):
@@ -79,13 +77,16 @@ def train_or_reuse(run, corpus, dirs, device):
 
 
 def search_steps(corpus, dirs, device, threads):
-    """Ablation rows of the base and of each step (seed 42), kept or not, and the best steps."""
-    base = make_run((), 42, threads=threads)
-    rows = [ablation_row("base", base, train_or_reuse(base, corpus, dirs, device), None)]
+    """Ablation rows of the base and of each step (seed 42), kept or not, the best steps, and the runs' records."""
+    records = {}
+
+    def row_of(step, run):
+        records[run.name] = train_or_reuse(run, corpus, dirs, device)
+        return ablation_row(step, run, records[run.name])
+    rows = [row_of("base", make_run((), 42, threads=threads))]
     kept = []
     for step in STEPS:
-        run = make_run((step,), 42, threads=threads)
-        row = ablation_row(step, run, train_or_reuse(run, corpus, dirs, device), None)
+        row = row_of(step, make_run((step,), 42, threads=threads))
         row["kept"] = score(row) < score(rows[0])
         rows.append(row)
         kept += [row] if row["kept"] else []
@@ -94,17 +95,16 @@ def search_steps(corpus, dirs, device, threads):
         by_field.setdefault(tuple(STEPS[row["step"]][1]), row["step"])
     if len(by_field) > 1:
         steps = tuple(s for s in STEPS if s in by_field.values())
-        run = make_run(steps, 42, threads=threads)
-        rows.append(ablation_row(" + ".join(steps), run, train_or_reuse(run, corpus, dirs, device), None))
+        rows.append(row_of(" + ".join(steps), make_run(steps, 42, threads=threads)))
     best = min(rows, key=score)
-    return rows, tuple(best["steps"])
+    return rows, tuple(best["steps"]), records
 
 
-def ablation_row(step, run, record, kept):
+def ablation_row(step, run, record):
     return {"step": step, "steps": list(run.steps), "run": run.name, "seed": run.seed, "config": run.config.to_dict(),
             "decoding": "greedy", "train_minutes": round(record["wall_seconds"] / 60, 1),
             "best_epoch": record["best_epoch"], "val_cer": record["best_val_cer"], "val_wer": record["best_val_wer"],
-            "kept": kept}
+            "kept": None}
 
 
 # ---- finalists, candidates and the choice on validation ---------------------------------------------
@@ -205,7 +205,7 @@ def error_profile(preds, golds, words):
     return {"n_wrong": len(wrong), "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
             "real_word_share": len(real) / n, "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
             "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
-            "within_two_edits": sum(diagnostics.Levenshtein.distance(p, g) <= 2 for p, g in wrong),
+            "within_two_edits": metrics.within_edits(preds, golds),
             "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8]}
 
 
@@ -226,10 +226,7 @@ def compare_with_assignment(preds, golds, assignment_preds, words):
 def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
     """Every input of the study, before any training: the corpus, the assignment's greedy test result on
     the same test words, the ISLEX word list, writable outputs. Returns (corpus, assignment preds, words)."""
-    try:
-        corpus, _ = p2g.load_corpus(data_dir)
-    except p2g.DataError as e:
-        raise utils.InputError(str(e)) from None
+    corpus, _ = p2g.load_corpus(data_dir)
     examples, = utils.require(utils.load_json(assignment_json, "the assignment's greedy test result"), ["examples"],
                               assignment_json)
     if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
@@ -248,9 +245,8 @@ def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     corpus, assignment_preds, words = check_inputs(data_dir, out_dir, runs_dir, assignment_json)
     device = torch.device("cpu")
     dirs = {"records": os.path.join(out_dir, "strongest-runs"), "checkpoints": runs_dir}
-    step_rows, best_steps = search_steps(corpus, dirs, device, threads)
+    step_rows, best_steps, records = search_steps(corpus, dirs, device, threads)
     finalists = train_finalists(best_steps, seeds, corpus, dirs, device, threads)
-    records = {r["run"]: utils.load_json(os.path.join(dirs["records"], f"{r['run']}-train.json")) for r in step_rows}
     records |= {run.name: rec for members in finalists.values() for run, rec in members}
     models = {}
     for name in records:

@@ -1,6 +1,7 @@
 """Q3 training as a function of values: a TrainConfig and a corpus in, a checkpoint and a record out.
 hw2-q3.py train and the strongest-model study both call train()."""
 import math
+import os
 import time
 
 import torch
@@ -29,6 +30,14 @@ def train_epoch(model, dataset, optimizer, criterion, batch_size, generator, dev
         total += loss.detach()
         n += 1
     return (total / n).item()
+
+
+def reusable(record_path, checkpoint, cfg):
+    """True when the run record at record_path and the checkpoint both hold a run of this very config (the one
+    resume rule, utils.same_run, applied to a training's two outputs)."""
+    wanted = cfg.to_dict()
+    return utils.same_run(record_path, {"config": wanted}) and os.path.exists(checkpoint) and \
+        utils.strip_noise(checkpoints.read(checkpoint)["config"]) == utils.strip_noise(wanted)
 
 
 def finite_weights(model):

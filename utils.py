@@ -157,16 +157,26 @@ def strip_noise(obj, digits=9):
     return obj
 
 
+def _normal(obj):
+    """obj as it reads back from its JSON, noise stripped: how two results are compared."""
+    return strip_noise(json.loads(to_json(obj)))
+
+
+def _recorded(path):
+    """The JSON at path, or None when there is none or it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def save_result(obj, path):
     """save_json, except that a file holding the same result (timings and last-digit noise aside) is
     left as it is: rerunning a committed command leaves the repository unchanged. True if written."""
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                if strip_noise(json.load(f)) == strip_noise(json.loads(to_json(obj))):
-                    return False
-        except (OSError, ValueError):
-            pass
+    old = _recorded(path)
+    if old is not None and strip_noise(old) == _normal(obj):
+        return False
     save_json(obj, path)
     return True
 
@@ -260,12 +270,8 @@ def _alive(pid):
 def same_run(path, identity):
     """True when the record at path holds the run identity describes (its fields named in identity, e.g.
     config, equal identity's, noise aside): the one rule by which a run is reused or overwritten."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-        return all(strip_noise(record.get(k)) == strip_noise(json.loads(to_json(v))) for k, v in identity.items())
-    except (OSError, ValueError, AttributeError):
-        return False
+    record = _recorded(path)
+    return isinstance(record, dict) and all(strip_noise(record.get(k)) == _normal(v) for k, v in identity.items())
 
 
 def trial_path(path, identity):
