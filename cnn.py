@@ -1,13 +1,16 @@
-"""Q2 library: the CNN of the assignment (ConvBlock, CNN, get_number_trainable_params) and the
-in-memory training and evaluation loops that hw2-q2.py and bench/bench_q2.py share."""
+"""Q2 library: the CNN of the assignment (ConvBlock, CNN, get_number_trainable_params), its in-memory
+training and evaluation loops, and fit(), which trains and keeps the best-validation epoch (the Q2
+counterpart of training.py). hw2-q2.py and bench/bench_q2.py use them."""
 import copy
+import math
+import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import utils
+import intel
 
 
 class ConvBlock(nn.Module):
@@ -76,6 +79,10 @@ def param_table(model):
     return list(rows.items())
 
 
+def has_batch_norm(model):
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def train_epoch(model, X, y, optimizer, batch_size, generator, progress=True, desc="train"):
     """One pass over (X, y) in shuffled mini-batches; returns the mean of the batch losses."""
     model.train()
@@ -83,7 +90,7 @@ def train_epoch(model, X, y, optimizer, batch_size, generator, progress=True, de
     perm = torch.randperm(n, generator=generator).to(X.device)
     total = torch.zeros((), device=X.device)  # summed on device: no host sync per batch
     n_batches = 0
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    has_bn = has_batch_norm(model)
     for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress):
         idx = perm[start:start + batch_size]
         if has_bn and len(idx) == 1:
@@ -133,16 +140,49 @@ def reestimated_bn_accuracy(model, X_train, X, y, batch_size=500, progress=False
     return evaluate(probe, X, y)
 
 
-def skeleton_view(X):
-    """What the course skeleton's CNN sees: its loader flattens each channel-last (48, 48, 3) image and
-    its forward does x.reshape(B, 3, 48, -1), so each "channel" is a third of the interleaved R, G, B
-    values. X (N, 3, 48, 48) in the true layout -> (N, 3, 48, 48) in that scrambled one."""
-    return X.permute(0, 2, 3, 1).reshape(X.shape[0], 3, 48, 48)
-
-
 def confusion(y_true, y_pred):
     """6x6 counts, rows true classes, columns predictions."""
-    n = len(utils.INTEL_CLASSES)
+    n = len(intel.CLASSES)
     return torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n).tolist()
 
 
+def validate(model, splits, progress=False):
+    """Validation accuracy and loss after an epoch; with batch norm, also the accuracy with statistics
+    re-estimated on the training set (evidence for the report: what the running averages cost)."""
+    (Xtr, _), (Xdv, ydv) = splits["train"], splits["dev"]
+    row = {"val_acc": evaluate(model, Xdv, ydv), "val_loss": evaluate_loss(model, Xdv, ydv)}
+    if has_batch_norm(model):
+        row["val_acc_reestimated_bn"] = reestimated_bn_accuracy(model, Xtr, Xdv, ydv, progress=progress)
+    return row
+
+
+def fit(model, splits, optimizer, epochs, batch_size, seed, name="cnn", progress=False, log=None):
+    """Train for `epochs` epochs on splits["train"], validating on splits["dev"] after each; a non-finite
+    loss stops the run as "diverged". The model ends with the weights of its best-validation epoch.
+    Returns history, status, the final epoch's test accuracy, the best validation accuracy and its epoch."""
+    log = log or (lambda line: print(line, flush=True))
+    (Xtr, ytr), (Xte, yte) = splits["train"], splits["test"]
+    generator = torch.Generator().manual_seed(seed)
+    keys = ["epoch", "train_loss", "val_acc", "epoch_seconds", "val_loss"]
+    history = {k: [] for k in keys + ["val_acc_reestimated_bn"] * has_batch_norm(model)}
+    best, status = {"val_acc": None, "epoch": 0, "state": None}, "completed"
+    for epoch in range(1, epochs + 1):
+        t0 = time.time()
+        loss = train_epoch(model, Xtr, ytr, optimizer, batch_size, generator, progress=progress, desc=f"epoch {epoch}")
+        if not math.isfinite(loss):
+            status = "diverged"
+            log(f"[{name}] epoch {epoch}: training loss is {loss}; the run diverged and stops here")
+            break
+        row = {"epoch": epoch, "train_loss": loss, **validate(model, splits, progress)}
+        row["epoch_seconds"] = time.time() - t0
+        for k in history:
+            history[k].append(round(row[k], 6) if isinstance(row[k], float) else row[k])
+        if best["val_acc"] is None or row["val_acc"] > best["val_acc"]:
+            best = {"val_acc": row["val_acc"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        log(f"[{name}] epoch {epoch:2d}/{epochs} | train loss {loss:.4f} | val acc {row['val_acc']:.4f} "
+            f"| {time.time() - t0:.1f} s")
+    final_test_acc = evaluate(model, Xte, yte) if status == "completed" else None
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    return {"history": history, "status": status, "final_test_acc": final_test_acc, "best_val_acc": best["val_acc"],
+            "best_epoch": best["epoch"]}

@@ -1,52 +1,102 @@
-"""Q3 data: the P2G TSV files, vocabularies, and padded tensors batched by index."""
+"""Q3 data: the P2G TSV files, vocabularies and padded batches.
+
+The course skeleton's interface, with its behaviour: PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX, MAX_LENGTH,
+Vocabulary, Seq2SeqDataset, read_tsv_corpus and collate_samples. Beside it, what our scripts use:
+Vocabulary.build (ids in sorted order), Seq2SeqDataset.batch / batches (padded tensors by index),
+and load_corpus (every line checked; an ISLEX-based fallback when the course data are missing).
+"""
 import os
 import random
 import sys
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import Dataset
 
-import utils
+from cli import InputError
 
-PAD, SOS, EOS, UNK = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX = 0, 1, 2, 3
+MAX_LENGTH = 20
+SPECIALS = ["PAD", "SOS", "EOS", "UNK"]
 SPLITS = ("train", "valid", "test")
 
 
-class DataError(utils.InputError):
+class DataError(InputError):
     """Bad input data; its message names the file and the line."""
 
 
 class Vocabulary:
-    """Symbols <-> ids, with PAD 0, SOS 1, EOS 2, UNK 3; unknown symbols map to UNK."""
+    """Symbols <-> ids: PAD 0, SOS 1, EOS 2, UNK 3, then each symbol in the order it was added."""
 
-    def __init__(self, symbols):
-        self.itos = SPECIALS + sorted(set(symbols) - set(SPECIALS))
-        self.stoi = {s: i for i, s in enumerate(self.itos)}
+    def __init__(self):
+        self.word2index = {}
+        self.index2word = dict(enumerate(SPECIALS))
 
     @classmethod
     def build(cls, sequences):
-        return cls(s for seq in sequences for s in seq)
+        """The vocabulary of our runs: every symbol of sequences, in sorted order."""
+        vocab = cls()
+        vocab.add_sentence(sorted({s for seq in sequences for s in seq} - set(SPECIALS)))
+        return vocab
+
+    @classmethod
+    def from_symbols(cls, symbols):
+        """The vocabulary whose id i is symbols[i] (as a checkpoint stores it)."""
+        vocab = cls()
+        vocab.index2word = dict(enumerate(symbols))
+        vocab.word2index = {s: i for i, s in enumerate(symbols) if i >= len(SPECIALS)}
+        return vocab
+
+    @property
+    def vocab_size(self):
+        return len(self.index2word)
 
     def __len__(self):
-        return len(self.itos)
+        return self.vocab_size
+
+    @property
+    def symbols(self):
+        """Every symbol, by id: what a checkpoint stores."""
+        return [self.index2word[i] for i in range(self.vocab_size)]
+
+    def add_sentence(self, sentence):
+        for word in sentence:
+            self.add_word(word)
+
+    def add_word(self, word):
+        if word not in self.word2index:
+            i = self.vocab_size
+            self.word2index[word] = i
+            self.index2word[i] = word
 
     def encode(self, symbols):
-        return [self.stoi.get(s, UNK) for s in symbols]
+        """Ids of symbols; an unknown symbol is UNK."""
+        return [self.word2index.get(s, UNK_IDX) for s in symbols]
+
+    def string2tensor(self, word, add_specials=False):
+        ids = self.encode(word)
+        return torch.tensor([SOS_IDX] + ids + [EOS_IDX] if add_specials else ids, dtype=torch.long)
 
     def decode(self, ids):
         """Symbols up to the first EOS, special tokens left out."""
         out = []
         for i in ids:
-            if i == EOS:
+            if i == EOS_IDX:
                 break
             if i >= len(SPECIALS):
-                out.append(self.itos[i])
+                out.append(self.index2word[i])
         return out
 
+    def tensor2tokens(self, t):
+        """The course's: every symbol of t but SOS and EOS."""
+        return [self.index2word[i] for i in t.tolist() if i not in (SOS_IDX, EOS_IDX)]
 
-def read_tsv_corpus(path):
-    """[(phonemes: list of str, spelling: str)] from lines `PHONEMES<TAB>SPELLING`."""
+    def tensor2string(self, t):
+        return "".join(self.tensor2tokens(t))
+
+
+def _lines(path):
+    """(line number, text) of each line of a UTF-8 file; a DataError naming the file and line otherwise."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -54,49 +104,73 @@ def read_tsv_corpus(path):
         raise DataError(f"{path}: file not found") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    pairs = []
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         try:
-            line = line.decode("utf-8").rstrip("\r")
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")  # a byte-order mark is not part of the first phoneme
+            text = line.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column {e.start + 1})") from None
+        yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text  # a byte-order mark is no phoneme
+
+
+def read_tsv_corpus(path, max_length=None, src_tokenizer=list, tgt_tokenizer=list):
+    """[(src tokens, tgt tokens)] from lines `SOURCE<TAB>TARGET` (the course's reader), pairs longer than
+    max_length left out. Every line is checked: a DataError names the file and the line."""
+    pairs = []
+    for lineno, line in _lines(path):
+        line = line.strip(" \r\n")  # the course strips the line; a tab at either end stays, to be reported
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) != 2:
             raise DataError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
-        phonemes, spelling = parts[0].split(), parts[1].strip()
-        if not phonemes or not spelling:
-            side = "phonemes" if not phonemes else "spelling"
-            raise DataError(f"{path}:{lineno}: empty {side}")
-        pairs.append((phonemes, spelling))
+        src, tgt = src_tokenizer(parts[0]), tgt_tokenizer(parts[1])
+        if not src or not tgt:
+            raise DataError(f"{path}:{lineno}: empty {'phonemes' if not src else 'spelling'}")
+        if max_length is None or (len(src) <= max_length and len(tgt) <= max_length):
+            pairs.append((src, tgt))
     if not pairs:
         raise DataError(f"{path}: no examples (empty file)")
     return pairs
 
 
-def pad_sequences(seqs, padding_idx=PAD):
+def pad_sequences(seqs, padding_idx=PAD_IDX):
     """List of id lists -> (padded LongTensor (N, max_len), lengths LongTensor (N,))."""
     tensors = [torch.tensor(s, dtype=torch.long) for s in seqs]
     lengths = torch.tensor([len(t) for t in tensors], dtype=torch.long)
     return pad_sequence(tensors, batch_first=True, padding_value=padding_idx), lengths
 
 
-class Seq2SeqDataset:
-    """One split held as padded tensors: src (N, S), tgt (N, T) = SOS spelling EOS, and their lengths."""
+class Seq2SeqDataset(Dataset):
+    """One split: items (src_ix, tgt_ix), the target as SOS spelling EOS; vocabularies built from the pairs
+    in order of first appearance when none are given (the course's dataset).
 
-    def __init__(self, pairs, src_vocab, tgt_vocab):
-        self.pairs = pairs
-        self.src, self.src_lengths = pad_sequences([src_vocab.encode(p) for p, _ in pairs])
-        self.tgt, self.tgt_lengths = pad_sequences([[SOS] + tgt_vocab.encode(w) + [EOS] for _, w in pairs])
+    data_tsv is a TSV path or a list of (phonemes, spelling) pairs. The whole split is also held as
+    padded tensors src (N, S) and tgt (N, T) with their lengths, batched by index with batch()."""
+
+    def __init__(self, data_tsv, src_vocab=None, tgt_vocab=None, src_tokenizer=str.split, tgt_tokenizer=list,
+                 max_length=None):
+        if isinstance(data_tsv, (str, os.PathLike)):
+            data_tsv = read_tsv_corpus(data_tsv, max_length, src_tokenizer, tgt_tokenizer)
+        self.pairs = list(data_tsv)
+        self.src_vocab, self.tgt_vocab = src_vocab or Vocabulary(), tgt_vocab or Vocabulary()
+        for vocab, side, given in ((self.src_vocab, 0, src_vocab), (self.tgt_vocab, 1, tgt_vocab)):
+            if given is None:
+                for pair in self.pairs:
+                    vocab.add_sentence(pair[side])
+        self.src, self.src_lengths = pad_sequences([self.src_vocab.encode(p) for p, _ in self.pairs])
+        self.tgt, self.tgt_lengths = pad_sequences([[SOS_IDX] + self.tgt_vocab.encode(w) + [EOS_IDX]
+                                                    for _, w in self.pairs])
 
     def __len__(self):
         return len(self.pairs)
 
     def __getitem__(self, i):
         return self.src[i, : self.src_lengths[i]], self.tgt[i, : self.tgt_lengths[i]]
+
+    @property
+    def golds(self):
+        """The gold spellings, as strings."""
+        return ["".join(w) for _, w in self.pairs]
 
     def batch(self, idx):
         """Examples idx as (src (B, S_max), src_lengths, tgt (B, T_max), tgt_lengths), padding trimmed."""
@@ -114,6 +188,13 @@ class Seq2SeqDataset:
         return list(order.split(batch_size))
 
 
+def collate_samples(samples, padding_idx):
+    """[(src, tgt)] -> (X (B, S_max), Y (B, T_max)), padded with padding_idx (the course's collate function)."""
+    X = pad_sequence([x for x, _ in samples], batch_first=True, padding_value=padding_idx)
+    Y = pad_sequence([y for _, y in samples], batch_first=True, padding_value=padding_idx)
+    return X, Y
+
+
 def build_datasets(corpus, splits=SPLITS):
     """Vocabularies from the training split and a dataset per split: (src_vocab, tgt_vocab, {split: dataset})."""
     src_vocab = Vocabulary.build(p for p, _ in corpus["train"])
@@ -121,11 +202,35 @@ def build_datasets(corpus, splits=SPLITS):
     return src_vocab, tgt_vocab, {s: Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in splits}
 
 
-def collate_samples(samples, padding_idx=PAD):
-    """[(src, tgt)] -> (src, src_lengths, tgt, tgt_lengths), padded (the skeleton's collate function)."""
-    src, src_lengths = pad_sequences([s.tolist() for s, _ in samples], padding_idx)
-    tgt, tgt_lengths = pad_sequences([t.tolist() for _, t in samples], padding_idx)
-    return src, src_lengths, tgt, tgt_lengths
+# ---- where the corpus comes from: data/<split>.tsv, or the ISLEX fallback ---------------------------
+
+ISLEX_SOURCE = "islex (pysle)"
+FALLBACK_WARNING = ("the course P2G data are missing ({path} not found): using an English IPA->spelling set "
+                    "built from the ISLEX lexicon in pysle, whose numbers are NOT comparable with the course's; "
+                    "put train/valid/test.tsv in data/")
+
+
+def data_source(data_dir, fallback=False):
+    """What load_corpus would read now, without reading it: data_dir, or the ISLEX fallback."""
+    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
+        return ISLEX_SOURCE
+    return data_dir
+
+
+def load_corpus(data_dir, splits=SPLITS, fallback=False):
+    """({split: [(phonemes: list of str, spelling: str)]}, source) from data_dir/<split>.tsv; with fallback
+    (no --data_dir given) and no data_dir/train.tsv, the ISLEX set instead, with a loud warning."""
+    if data_source(data_dir, fallback) == ISLEX_SOURCE:
+        print("=" * 78 + "\nWARNING: " + FALLBACK_WARNING.format(path=os.path.join(data_dir, "train.tsv")) +
+              "\n" + "=" * 78, file=sys.stderr)
+        corpus = islex_corpus()
+        return {s: corpus[s] for s in splits}, ISLEX_SOURCE
+    return {s: read_pairs(os.path.join(data_dir, f"{s}.tsv")) for s in splits}, data_dir
+
+
+def read_pairs(path):
+    """[(phonemes: list of str, spelling: str)] from a P2G TSV file, every line checked."""
+    return read_tsv_corpus(path, src_tokenizer=str.split, tgt_tokenizer=str.strip)
 
 
 def islex_path():
@@ -167,31 +272,3 @@ def islex_corpus(seed=42, sizes=(10_000, 1_000, 1_000)):
         out[split] = pairs[start:start + n]
         start += n
     return out
-
-
-FALLBACK_WARNING = ("the course P2G data are missing ({path} not found): using an English IPA->spelling set "
-                    "built from the ISLEX lexicon in pysle, whose numbers are NOT comparable with the course's; "
-                    "put train/valid/test.tsv in data/")
-
-
-def load_corpus(data_dir, splits=SPLITS, fallback=False):
-    """({split: pairs}, source) for the splits asked for, from data_dir/<split>.tsv; with fallback (no
-    --data_dir given) and no data_dir/train.tsv, the ISLEX set instead, with a loud warning.
-    Raises DataError naming the file and line."""
-    paths = {s: os.path.join(data_dir, f"{s}.tsv") for s in splits}
-    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
-        print("=" * 78 + "\nWARNING: " + FALLBACK_WARNING.format(path=os.path.join(data_dir, "train.tsv")) +
-              "\n" + "=" * 78, file=sys.stderr)
-        corpus = islex_corpus()
-        return {s: corpus[s] for s in splits}, ISLEX_SOURCE
-    return {s: read_tsv_corpus(p) for s, p in paths.items()}, data_dir
-
-
-ISLEX_SOURCE = "islex (pysle)"
-
-
-def data_source(data_dir, fallback=False):
-    """What load_corpus would read now, without reading it: data_dir, or the ISLEX fallback."""
-    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
-        return ISLEX_SOURCE
-    return data_dir

@@ -1,11 +1,13 @@
-"""Q3 batched decoding: greedy or sampled decoding with a `finished` mask, beam search, and the
-teacher-forced score of the gold spellings. A new decoding strategy goes here.
+"""Q3 batched decoding: greedy or sampled decoding with a `finished` mask, beam search, the
+teacher-forced score of the gold spellings, and evaluate(), which decodes a dataset and scores it.
+A new decoding strategy goes here.
 
 Every function decodes whole batches and leaves the model's mode alone: the caller sets eval().
 """
 import torch
 
-from data import EOS, PAD, SOS
+import metrics
+from data import EOS_IDX as EOS, PAD_IDX as PAD, SOS_IDX as SOS
 
 
 # ---- token rules: (..., V) logits -> (..., 1) tokens. A new decoding strategy is one function here. ----
@@ -62,7 +64,7 @@ def decode(model, src, src_lengths, max_len, next_token=greedy_next_token):
     return torch.stack(out, dim=1)
 
 
-def decode_dataset(model, dataset, tgt_vocab, batch_size, max_len, next_token=greedy_next_token):
+def decode_dataset(model, dataset, batch_size, max_len, next_token=greedy_next_token):
     """The predicted spelling of every example, in dataset order (decoded in length-sorted batches)."""
     device = next(model.parameters()).device
     preds = [None] * len(dataset)
@@ -70,7 +72,7 @@ def decode_dataset(model, dataset, tgt_vocab, batch_size, max_len, next_token=gr
         src, src_lengths, _, _ = dataset.batch(idx)
         ids = decode(model, src.to(device), src_lengths.to(device), max_len, next_token).cpu().tolist()
         for i, row in zip(idx.tolist(), ids):
-            preds[i] = "".join(tgt_vocab.decode(row))
+            preds[i] = "".join(dataset.tgt_vocab.decode(row))
     return preds
 
 
@@ -141,7 +143,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
     return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]
 
 
-def beam_search_dataset(model, dataset, tgt_vocab, batch_size, max_len, beam_size, length_penalty=1.0):
+def beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty=1.0):
     """Per example, in dataset order, its distinct spellings best first as (spelling, log_prob, score)
     (a spelling reached twice keeps its better hypothesis). batch_size counts hypotheses: each batch
     holds batch_size // beam_size words."""
@@ -153,9 +155,25 @@ def beam_search_dataset(model, dataset, tgt_vocab, batch_size, max_len, beam_siz
         for i, hyps in zip(idx.tolist(), found):
             distinct = {}
             for seq, log_prob, score in hyps:
-                distinct.setdefault("".join(tgt_vocab.decode(seq)), (log_prob, score))
+                distinct.setdefault("".join(dataset.tgt_vocab.decode(seq)), (log_prob, score))
             nbest[i] = [(w, lp, sc) for w, (lp, sc) in distinct.items()]
     return nbest
+
+
+def evaluate(model, dataset, batch_size, max_len, next_token=greedy_next_token, beam_size=None, length_penalty=1.0,
+             lexicon=None):
+    """Decode dataset and score it against its gold spellings: {"cer", "wer", "preds", "nbest"}. Token by
+    token with next_token, or with beam_size a beam search whose n-best lists are kept (with lexicon, a
+    word's prediction is its best hypothesis in the lexicon, if any). model may be an ensemble (a list)
+    for beam search."""
+    nbest = None
+    if beam_size is None:
+        preds = decode_dataset(model, dataset, batch_size, max_len, next_token)
+    else:
+        nbest = beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty)
+        preds = [next((w for w, _, _ in h if lexicon and w.lower() in lexicon), h[0][0]) for h in nbest]
+    cer, wer = metrics.cer_wer(preds, dataset.golds)
+    return {"cer": cer, "wer": wer, "preds": preds, "nbest": nbest}
 
 
 @torch.no_grad()

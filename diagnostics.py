@@ -5,10 +5,11 @@ from collections import Counter, defaultdict
 import Levenshtein
 import torch
 
+import artefacts
 import metrics
-import utils
-from data import EOS, SOS
+from data import EOS_IDX as EOS, SOS_IDX as SOS
 from decoding import decode, gold_log_probs
+from plots import plot, plt_style, save_figure
 
 VOWELS = set("aeiouy")
 
@@ -78,7 +79,7 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
     tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)  # the decoder drops the last token
     enc, state = model.encoder(src, src_lengths)
     _, _, weights = model.decoder(tgt, state, enc, src_lengths, return_weights=True)  # (n, T, S)
-    plt = utils.plt_style()
+    plt = plt_style()
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows), squeeze=False)
@@ -92,8 +93,8 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
         out = pred[a].tolist()
         T = out.index(EOS) + 1 if EOS in out else len(out)
         w = weights[a, :T, :S].cpu()
-        src_sym = [src_vocab.itos[i] for i in src[a, :S].tolist()]
-        tgt_sym = [tgt_vocab.itos[i] if i != EOS else "</s>" for i in out[:T]]
+        src_sym = [src_vocab.index2word[i] for i in src[a, :S].tolist()]
+        tgt_sym = [tgt_vocab.index2word[i] if i != EOS else "</s>" for i in out[:T]]
         image = ax.imshow(w.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(S), src_sym, fontsize=10)
         ax.set_yticks(range(T), tgt_sym, fontsize=10)
@@ -106,7 +107,7 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
                        "row_sums": [round(v, 6) for v in w.sum(1).tolist()]})
     fig.tight_layout()
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="attention weight")
-    utils.save_figure(fig, stem, png=True)
+    save_figure(fig, stem, png=True)
     return record
 
 
@@ -120,7 +121,7 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
     """Grouped bars: table {label: rows}, each row a bin with bin_key (its name), words and value; the
     x labels give the number of words in each bin (taken from the first label's rows)."""
     first = next(iter(table.values()))
-    plt = utils.plt_style()
+    plt = plt_style()
     fig, ax = plt.subplots(figsize=(5.5, 3.0))
     width = 0.8 / len(table)
     for k, (label, rows) in enumerate(table.items()):
@@ -132,46 +133,22 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
     if ylim:
         ax.set_ylim(*ylim)
     ax.legend(loc=legend_loc, ncols=len(table) if legend_loc == "upper left" else 1)
-    utils.save_figure(fig, stem)
+    save_figure(fig, stem)
 
 
 def compare_by_source_length(runs, stem):
     """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
     the number of words in each bin; writes stem.pdf and stem.json."""
-    table = {label: cer_by_source_length(utils.require(utils.load_json(path), ["examples"], path)[0])
+    table = {label: cer_by_source_length(artefacts.require(artefacts.load_json(path), ["examples"], path)[0])
              for label, path in runs.items()}
     plot_bins(table, "lengths", "cer", "Length of the source (phonemes)", "Test CER", stem)
-    utils.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
+    artefacts.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
     return table
 
 
 def compare_curves(runs, stem):
     """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of axes."""
-    histories = {label: utils.require(utils.load_json(path), ["history"], path)[0] for label, path in runs.items()}
+    histories = {label: artefacts.require(artefacts.load_json(path), ["history"], path)[0] for label, path in runs.items()}
     first = next(iter(histories.values()))
-    utils.plot(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
+    plot(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
     return histories
-
-
-def main():
-    import argparse
-
-    p = argparse.ArgumentParser(description="Figures that compare Q3 runs: CER by source length (greedy test "
-                                            "JSONs) or validation CER per epoch (train JSONs).")
-    p.add_argument("figure", choices=["lengths", "curves"], help="which comparison")
-    p.add_argument("runs", nargs="+", metavar="LABEL=JSON", help="e.g. 'no attention=results/q3/no-attn-test-greedy.json'")
-    p.add_argument("--out", required=True, help="stem of the figure (and JSON) written")
-    args = p.parse_args()
-    runs = dict(r.split("=", 1) for r in args.runs if "=" in r)
-    if len(runs) != len(args.runs):
-        p.error("each run is LABEL=JSON")
-    if args.figure == "curves":
-        compare_curves(runs, args.out)
-        return
-    table = compare_by_source_length(runs, args.out)
-    for label, rows in table.items():
-        print(f"{label}: " + ", ".join(f"{r['lengths']}: {r['cer']:.3f} ({r['words']})" for r in rows))
-
-
-if __name__ == "__main__":
-    utils.cli(main)

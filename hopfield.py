@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.functional import hessian, jacobian
 
-import utils
+from plots import plt_style, save_figure
 
 DT = torch.float64  # every check runs in float64
 
@@ -214,7 +214,7 @@ def retrieval_demo(gen, stem, betas=(0.02, 1.0), steps=(1, 5)):
         rows.append({"beta": beta, "states": states, "max_weight": p.max().item(),
                      "error": {t: (s - X[target]).norm().item() for t, s in states.items()}})
 
-    plt = utils.plt_style()
+    plt = plt_style()
     fig = plt.figure(figsize=(7.0, 4.4))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.2])
     top.suptitle(f"the {len(X)} stored memories", fontsize=9)
@@ -228,7 +228,7 @@ def retrieval_demo(gen, stem, betas=(0.02, 1.0), steps=(1, 5)):
             if r == 0:
                 axes[r, c].set_title(cols[c], fontsize=9)
         axes[r, 0].set_ylabel(rf"$\beta$ = {row['beta']:g}", fontsize=9)
-    utils.save_figure(fig, stem)
+    save_figure(fig, stem)
     return [{"beta": r["beta"], "distance_to_stored": {str(t): e for t, e in r["error"].items()},
              "largest_softmax_weight": r["max_weight"], "n_memories": len(X), "side": 8, "target_digit": target}
             for r in rows]

@@ -154,9 +154,11 @@ class Seq2Seq(nn.Module):
         return self.generator(output), dec_hidden
 
 
-def build_model(src_vocab_size, tgt_vocab_size, hidden_size, dropout, use_attn, padding_idx=0, dropout_site="lstm",
-                enc_layers=1, input_feed=False):
-    encoder = Encoder(src_vocab_size, hidden_size, padding_idx, dropout, num_layers=enc_layers)
-    attn = BahdanauAttention(hidden_size) if use_attn else None
-    decoder = Decoder(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site, input_feed=input_feed)
+def build_model(cfg, src_vocab_size, tgt_vocab_size, padding_idx=0):
+    """The Seq2Seq model a training configuration describes (training.TrainConfig, or any object with
+    use_attn, hidden_size, dropout, dropout_site, enc_layers and input_feed)."""
+    encoder = Encoder(src_vocab_size, cfg.hidden_size, padding_idx, cfg.dropout, num_layers=cfg.enc_layers)
+    attn = BahdanauAttention(cfg.hidden_size) if cfg.use_attn else None
+    decoder = Decoder(cfg.hidden_size, tgt_vocab_size, attn, padding_idx, cfg.dropout, cfg.dropout_site,
+                      input_feed=cfg.input_feed)
     return Seq2Seq(encoder, decoder)

@@ -8,7 +8,8 @@ import argparse
 
 import torch
 
-import utils
+import artefacts
+from cli import configure_seed, run, set_threads
 from hopfield import CONFIGS, ENERGY_ITERS, ENERGY_STARTS, TOL, retrieval_demo, run_checks, shown
 
 
@@ -17,9 +18,9 @@ def main():
     p.add_argument("--seed", type=int, default=42, help="seed of every random draw")
     p.add_argument("--out_dir", default="results/q1", help="where hopfield.json and the figure go")
     args = p.parse_args()
-    utils.check_folder(args.out_dir, "--out_dir")
-    utils.set_threads(1)
-    utils.configure_seed(args.seed)
+    artefacts.check_folder(args.out_dir, "--out_dir")
+    set_threads(1)
+    configure_seed(args.seed)
     results = run_checks(args.seed)
     for r in results.values():
         print(f"{'PASS' if r['passed'] else 'FAIL'}  {r['claim']}: {shown(r)}")
@@ -30,7 +31,7 @@ def main():
               + f"; largest attention weight {r['largest_softmax_weight']:.3f}")
     all_passed = all(r["passed"] for r in results.values())
     path = f"{args.out_dir}/hopfield.json"
-    written = utils.save_result({"seed": args.seed, "configs": [dict(N=n, D=d, beta=b) for n, d, b in CONFIGS],
+    written = artefacts.save_result({"seed": args.seed, "configs": [dict(N=n, D=d, beta=b) for n, d, b in CONFIGS],
                                  "energy_starts": ENERGY_STARTS, "energy_iterations": ENERGY_ITERS,
                                  "tolerances": TOL, "checks": results, "retrieval": retrieval, "all_passed": all_passed},
                                 path)
@@ -40,4 +41,4 @@ def main():
 
 
 if __name__ == "__main__":
-    utils.cli(main)
+    run(main)

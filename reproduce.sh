@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every run behind the report, in order, on CPU or CUDA (the scripts pick cuda when available).
-# Resumable by one rule: a run is reused only when its saved config equals the one asked for (--resume,
-# and strongest.py always); FORCE=1 runs everything again. Usage:
+# Rerunnable: a finished run of the very config asked for is reused (-reuse, --reuse; strongest.py always),
+# and an interrupted Q3 training continues from its last epoch (--resume); FORCE=1 runs everything again. Usage:
 #   ./reproduce.sh [all|q1|q2|q3|strong|bench|report]      (default: all)
 # Logs go to runs/logs/<run>.log; each part says how long it took.
 set -euo pipefail
@@ -10,15 +10,15 @@ cd "$(dirname "$0")"
 part=${1:-all}
 logs=runs/logs
 mkdir -p "$logs"
-if [ "${FORCE:-0}" = 1 ]; then resume=(); force=(-force); else resume=(RESUME); force=(); fi
+reuse=1; [ "${FORCE:-0}" = 1 ] && reuse=0
 
-run() {  # run LOG COMMAND...: COMMAND > runs/logs/LOG.log, with --resume (-resume for hw2-q2.py) unless FORCE=1
+run() {  # run LOG COMMAND...: COMMAND > runs/logs/LOG.log, with -reuse / --reuse --resume unless FORCE=1
   local log=$logs/$1.log; shift
   local args=("$@")
-  if [ ${#resume[@]} -gt 0 ]; then
+  if [ $reuse = 1 ]; then
     case "$2" in
-      hw2-q2.py) [[ " ${args[*]} " == *" -sweep "* ]] || args+=(-resume) ;;
-      hw2-q3.py) [ "$3" = train ] && args+=(--resume) ;;
+      hw2-q2.py) args+=(-reuse) ;;
+      hw2-q3.py) [ "$3" = train ] && args+=(--reuse --resume) ;;
     esac
   fi
   echo "  run:  ${args[*]} > $log"
@@ -39,7 +39,7 @@ q1() {
 }
 
 q2() {
-  run sweep-vanilla python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet "${force[@]}"
+  run sweep-vanilla python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet
   best=$(python -c "import json; print(json.load(open('results/q2/sweep-vanilla.json'))['best_learning_rate'])")
   echo "  best vanilla learning rate: $best"
   run "cnn-bn-lr$best" python hw2-q2.py -learning_rate "$best" -quiet -print_params
@@ -68,9 +68,9 @@ q3() {
     run "$name-train" python hw2-q3.py train --use_attn --dropout_site output --seed "$seed" --checkpoint_name "runs/$name.pt" --quiet
     run "$name-test" python hw2-q3.py test --checkpoint_name "runs/$name.pt"
   done
-  run cer_by_source_length python diagnostics.py lengths "no attention=results/q3/no-attn-test-greedy.json" \
+  run cer_by_source_length python q3_compare.py lengths "no attention=results/q3/no-attn-test-greedy.json" \
     "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length
-  run val_cer_curves python diagnostics.py curves "no attention=results/q3/no-attn-train.json" \
+  run val_cer_curves python q3_compare.py curves "no attention=results/q3/no-attn-train.json" \
     "attention=results/q3/attn-train.json" --out results/q3/val_cer_curves
 }
 

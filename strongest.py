@@ -10,13 +10,13 @@ git-ignored runs folder; a run is reused only when its saved config equals the o
 import argparse
 
 import study
-import utils
+from cli import in_range, run, set_threads
 
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of each finalist (default: 42 43 44)")
-    p.add_argument("--num_threads", type=utils.in_range(int, 1), default=1, help="torch CPU threads per run (default: 1)")
+    p.add_argument("--num_threads", type=in_range(int, 1), default=1, help="torch CPU threads per run (default: 1)")
     p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv (default: data)")
     p.add_argument("--out_dir", default="results/q3", help="where the record goes (default: results/q3)")
     p.add_argument("--runs_dir", default="runs/strongest", help="where the checkpoints go (default: runs/strongest)")
@@ -27,7 +27,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    utils.set_threads(args.num_threads)
+    set_threads(args.num_threads)
     record = study.run(args.seeds, args.data_dir, args.out_dir, args.runs_dir, args.assignment, args.num_threads)
     c = record["choice"]
     print(f"chosen on validation: {c['candidate']} ({c['n_models']} models), beam {c['beam_size']}, length penalty "
@@ -37,4 +37,4 @@ def main():
 
 
 if __name__ == "__main__":
-    utils.cli(main)
+    run(main)

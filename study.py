@@ -14,13 +14,14 @@ import time
 
 import torch
 
-import checkpoints
-import data as p2g
+import artefacts
+import data
 import decoding
 import diagnostics
 import metrics
 import training
-import utils
+from cli import InputError
+from locks import run_lock
 
 BASE = training.TrainConfig(use_attn=True, hidden_size=256, enc_layers=2, lr_schedule="cosine", n_epochs=30,
                             select_on="wer")
@@ -65,14 +66,14 @@ def score(r):
 def train_or_reuse(run, corpus, dirs, device):
     """The run's train record: reused when its record and checkpoint exist with this very config, else trained."""
     path, ckpt = os.path.join(dirs["records"], f"{run.name}-train.json"), os.path.join(dirs["checkpoints"], f"{run.name}.pt")
-    if training.reusable(path, ckpt, run.config):
-        return utils.load_json(path, "study run")
+    if training.finished_run(path, ckpt, run.config):
+        return artefacts.load_json(path, "study run")
     print(f"training {run.name}", flush=True)
-    with utils.run_lock(ckpt):
+    with run_lock(ckpt):
         record = training.train(run.config, corpus, ckpt, device, log=lambda line: None)
     if record["status"] != "completed":
-        raise utils.InputError(f"study run {run.name} diverged at epoch {len(record['history']['epoch']) + 1}")
-    utils.save_result(record, path)
+        raise InputError(f"study run {run.name} diverged at epoch {len(record['history']['epoch']) + 1}")
+    artefacts.save_result(record, path)
     return record
 
 
@@ -132,31 +133,29 @@ def candidates(finalists, step_rows):
     return out
 
 
-def evaluate(models, dataset, golds, tgt_vocab, beam, penalty, lexicon=None):
+def evaluate(models, dataset, beam, penalty, lexicon=None):
     """Scores and predictions of one model or an ensemble (beam 1 = greedy); with lexicon, each word's
     best hypothesis that is in it."""
-    nbest = decoding.beam_search_dataset(models if len(models) > 1 else models[0], dataset, tgt_vocab, 500, 50,
-                                         beam, penalty)
-    preds = [next((w for w, _, _ in h if w.lower() in lexicon), h[0][0]) if lexicon else h[0][0] for h in nbest]
-    cer, wer = metrics.cer_wer(preds, golds)
-    return {"cer": cer, "wer": wer}, preds
+    out = decoding.evaluate(models if len(models) > 1 else models[0], dataset, BASE.eval_batch_size, BASE.max_len,
+                            beam_size=beam, length_penalty=penalty, lexicon=lexicon)
+    return {"cer": out["cer"], "wer": out["wer"]}, out["preds"]
 
 
-def tune_decoding(models, dataset, golds, tgt_vocab):
+def tune_decoding(models, dataset):
     """Validation CER/WER for every beam size and length penalty; the grid and its best row (WER, then CER)."""
     grid = []
     for beam in BEAMS:
         for penalty in (PENALTIES if beam > 1 else (1.0,)):
-            s, _ = evaluate(models, dataset, golds, tgt_vocab, beam, penalty)
+            s, _ = evaluate(models, dataset, beam, penalty)
             grid.append({"beam_size": beam, "length_penalty": penalty, "val_cer": s["cer"], "val_wer": s["wer"]})
     return grid, min(grid, key=score)
 
 
-def choose(cands, models, sets, golds, tgt_vocab):
+def choose(cands, models, sets):
     """Each candidate's best decoding on validation, and the candidate chosen (lowest WER, then CER)."""
     rows, grids = [], {}
     for cid, names in cands.items():
-        grids[cid], best = tune_decoding([models[n] for n in names], sets["valid"], golds["valid"], tgt_vocab)
+        grids[cid], best = tune_decoding([models[n] for n in names], sets["valid"])
         rows.append({"candidate": cid, "members": names, "n_models": len(names), **best, "chosen": False})
     chosen = min(rows, key=score)
     chosen["chosen"] = True
@@ -165,27 +164,27 @@ def choose(cands, models, sets, golds, tgt_vocab):
 
 # ---- the test reads and the record ---------------------------------------------------------------
 
-def read_test(chosen, models, sets, golds, tgt_vocab, records, words):
+def read_test(chosen, models, sets, records, words):
     """Decode the test set for the choice, for each member alone and for the word-list reranking."""
     beam, penalty = chosen["beam_size"], chosen["length_penalty"]
     members = [models[n] for n in chosen["members"]]
     t0 = time.time()
-    test, preds = evaluate(members, sets["test"], golds["test"], tgt_vocab, beam, penalty)
+    test, preds = evaluate(members, sets["test"], beam, penalty)
     seconds = time.time() - t0
     rows = []
     for name, model in zip(chosen["members"], members):
-        val, _ = evaluate([model], sets["valid"], golds["valid"], tgt_vocab, beam, penalty)
-        tst, _ = evaluate([model], sets["test"], golds["test"], tgt_vocab, beam, penalty)
+        val, _ = evaluate([model], sets["valid"], beam, penalty)
+        tst, _ = evaluate([model], sets["test"], beam, penalty)
         rows.append({"run": name, "seed": records[name]["config"]["seed"], "val_cer": val["cer"], "val_wer": val["wer"],
                      "test_cer": tst["cer"], "test_wer": tst["wer"], "best_epoch": records[name]["best_epoch"],
                      "train_minutes": round(records[name]["wall_seconds"] / 60, 1), "params": n_params(model)})
     lex_grid = []
     for b in LEXICON_BEAMS:
-        s, _ = evaluate(members, sets["valid"], golds["valid"], tgt_vocab, b, penalty, words)
+        s, _ = evaluate(members, sets["valid"], b, penalty, words)
         lex_grid.append({"beam_size": b, "length_penalty": penalty, "val_cer": s["cer"], "val_wer": s["wer"]})
     lex = min(lex_grid, key=score)
-    lex_test, _ = evaluate(members, sets["test"], golds["test"], tgt_vocab, lex["beam_size"], penalty, words)
-    return {"scores": test, "preds": preds, "intervals": metrics.intervals(preds, golds["test"]), "seconds": seconds,
+    lex_test, _ = evaluate(members, sets["test"], lex["beam_size"], penalty, words)
+    return {"scores": test, "preds": preds, "intervals": metrics.intervals(preds, sets["test"].golds), "seconds": seconds,
             "members": rows,
             "lexicon_rerank": {"grid": lex_grid, "beam_size": lex["beam_size"], "val_cer": lex["val_cer"],
                                "val_wer": lex["val_wer"], "test_cer": lex_test["cer"], "test_wer": lex_test["wer"],
@@ -226,17 +225,17 @@ def compare_with_assignment(preds, golds, assignment_preds, words):
 def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
     """Every input of the study, before any training: the corpus, the assignment's greedy test result on
     the same test words, the ISLEX word list, writable outputs. Returns (corpus, assignment preds, words)."""
-    corpus, _ = p2g.load_corpus(data_dir)
-    examples, = utils.require(utils.load_json(assignment_json, "the assignment's greedy test result"), ["examples"],
-                              assignment_json)
+    corpus, _ = data.load_corpus(data_dir)
+    examples, = artefacts.require(artefacts.load_json(assignment_json, "the assignment's greedy test result"),
+                                  ["examples"], assignment_json)
     if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
-        raise utils.InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")
+        raise InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")
     try:
-        words = p2g.islex_words()
+        words = data.islex_words()
     except (ImportError, OSError) as e:
-        raise utils.InputError(f"the ISLEX word list (pysle) is not available: {e}") from None
+        raise InputError(f"the ISLEX word list (pysle) is not available: {e}") from None
     for folder, flag in ((out_dir, "--out_dir"), (runs_dir, "--runs_dir")):
-        utils.check_folder(folder, flag)
+        artefacts.check_folder(folder, flag)
     return corpus, [ex["pred"] for ex in examples], words
 
 
@@ -250,23 +249,22 @@ def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     records |= {run.name: rec for members in finalists.values() for run, rec in members}
     models = {}
     for name in records:
-        models[name], src_vocab, tgt_vocab, _ = checkpoints.load(os.path.join(runs_dir, f"{name}.pt"), device)
+        models[name], src_vocab, tgt_vocab, _ = training.load_checkpoint(os.path.join(runs_dir, f"{name}.pt"), device)
     for row in step_rows:
         row["params"] = n_params(models[row["run"]])
-    sets = {s: p2g.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
-    golds = {s: [w for _, w in corpus[s]] for s in ("valid", "test")}
-    cand_rows, grids, chosen = choose(candidates(finalists, step_rows), models, sets, golds, tgt_vocab)
-    test = read_test(chosen, models, sets, golds, tgt_vocab, records, words)
+    sets = {s: data.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
+    cand_rows, grids, chosen = choose(candidates(finalists, step_rows), models, sets)
+    test = read_test(chosen, models, sets, records, words)
     record = summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, threads)
-    record |= compare_with_assignment(test["preds"], golds["test"], assignment_preds, words)
+    record |= compare_with_assignment(test["preds"], sets["test"].golds, assignment_preds, words)
     record["earlier_test_reads"] = earlier_reads(os.path.join(out_dir, "strongest.json"), record)
     stem = os.path.join(out_dir, "strongest")
     diagnostics.plot_bins({"assignment model, greedy": record["by_length"]["assignment"],
                            "strongest" + (" ensemble" if chosen["n_models"] > 1 else ""): record["by_length"]["strongest"]},
                           "lengths", "wer", "Length of the gold spelling (characters)", "Test WER",
                           f"{stem}-wer_by_length", ylim=(0, 1), legend_loc="upper left")
-    utils.save_result(record, f"{stem}.json")
-    utils.save_result({"selected_on": "valid", "base": BASE.to_dict(), "rows": step_rows}, f"{stem}-ablation.json")
+    artefacts.save_result(record, f"{stem}.json")
+    artefacts.save_result({"selected_on": "valid", "base": BASE.to_dict(), "rows": step_rows}, f"{stem}-ablation.json")
     return record
 
 
@@ -301,7 +299,7 @@ def earlier_reads(path, record):
     when its choice differs from this one."""
     if not os.path.exists(path):
         return []
-    old = utils.load_json(path, "the earlier study record")
+    old = artefacts.load_json(path, "the earlier study record")
     reads = list(old.get("earlier_test_reads", []))
     if old.get("choice") != record["choice"] and "test_wer" in old:
         reads.append({"choice": old.get("choice"), "val_wer": old["choice"]["val_wer"], "val_cer": old["choice"]["val_cer"],

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import utils  # noqa: E402
+import artefacts  # noqa: E402
+from cli import configure_seed, get_device  # noqa: E402
 
 import cnn as q2  # noqa: E402
 
@@ -31,7 +32,7 @@ def dataloader_epoch(model, X, y, optimizer, batch_size, generator):
 
 
 def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
-    utils.configure_seed(0)
+    configure_seed(0)
     model = q2.CNN(0.1, batch_norm=batch_norm).to(device)
     Xv = X
     if variant == "channels_last":
@@ -63,7 +64,7 @@ def main():
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--out", default="results/bench/bench_q2.json", help="where the measurements go")
     args = p.parse_args()
-    device = utils.get_device(args.device)
+    device = get_device(args.device)
     g = torch.Generator().manual_seed(0)
     X = torch.rand(args.images, 3, 48, 48, generator=g).to(device)  # the pixel values do not change the cost
     y = torch.randint(0, 6, (args.images,), generator=g).to(device)
@@ -79,7 +80,7 @@ def main():
     epoch_min = {net: 12630 / table[f"{net}/ours"] * 40 / 60 for net in ("vanilla", "bn")}
     print("a 40-epoch run (12,630 images per epoch) at these speeds: "
           + ", ".join(f"{k} {v:.0f} min" for k, v in epoch_min.items()))
-    utils.save_json({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    artefacts.save_json({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                      "batch_size": args.batch_size, "images_per_second": table,
                      "forty_epoch_minutes": epoch_min}, args.out)
 

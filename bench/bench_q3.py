@@ -15,10 +15,10 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data as p2g  # noqa: E402
-import checkpoints  # noqa: E402
+import data  # noqa: E402
 import decoding  # noqa: E402
-import utils  # noqa: E402
+import artefacts  # noqa: E402
+from cli import configure_seed  # noqa: E402
 import training  # noqa: E402
 from models import build_model  # noqa: E402
 
@@ -48,11 +48,11 @@ def reference_decode_dataset(model, dataset, tgt_vocab, max_len):
     for i in range(len(dataset)):
         src, tgt = dataset[i]
         enc, state = model.encoder(src[None], torch.tensor([len(src)]))
-        token, out = torch.tensor([[p2g.SOS]]), []
+        token, out = torch.tensor([[data.SOS_IDX]]), []
         for _ in range(max_len):
             hidden, state = model.decoder(token, state, enc, torch.tensor([len(src)]))
             token = model.generator(hidden[:, -1]).argmax(-1, keepdim=True)
-            if token.item() == p2g.EOS:
+            if token.item() == data.EOS_IDX:
                 break
             out.append(token.item())
         preds.append("".join(tgt_vocab.decode(out)))
@@ -76,20 +76,20 @@ def main():
                         "default: the model after the timed epochs, whose short outputs make decoding look cheap")
     p.add_argument("--out", default="results/bench/bench_q3.json", help="where the timings go")
     args = p.parse_args()
-    corpus, source = p2g.load_corpus(args.data_dir, ("train", "valid"), fallback=True)
-    src_vocab, tgt_vocab, sets = p2g.build_datasets(corpus, ("train", "valid"))
+    corpus, source = data.load_corpus(args.data_dir, ("train", "valid"), fallback=True)
+    src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))
     train_set, valid_set = sets["train"], sets["valid"]
-    criterion = nn.CrossEntropyLoss(ignore_index=p2g.PAD)
+    criterion = nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention {bool(args.use_attn)}")
 
     trained = None
     if args.checkpoint:
-        trained, src_vocab, tgt_vocab, _ = checkpoints.load(args.checkpoint, torch.device("cpu"))
-        valid_set = p2g.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
+        trained, src_vocab, tgt_vocab, _ = training.load_checkpoint(args.checkpoint, torch.device("cpu"))
+        valid_set = data.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
     rows = {}
     for name in ("ours", "reference"):
-        utils.configure_seed(0)
-        model = build_model(len(src_vocab), len(tgt_vocab), 128, 0.3, bool(args.use_attn))
+        configure_seed(0)
+        model = build_model(training.TrainConfig(use_attn=bool(args.use_attn)), len(src_vocab), len(tgt_vocab))
         decoder_model = trained or model
         optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
         best = {"train": float("inf"), "decode": float("inf")}
@@ -98,7 +98,7 @@ def main():
             if name == "ours":
                 t_train, _ = timed(lambda: training.train_epoch(model, train_set, optimizer, criterion, 64, gen, "cpu"))
                 decoder_model.eval()
-                t_dec, _ = timed(lambda: decoding.decode_dataset(decoder_model, valid_set, tgt_vocab, 500, 50))
+                t_dec, _ = timed(lambda: decoding.decode_dataset(decoder_model, valid_set, 500, 50))
             else:
                 t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer, criterion, 64, gen))
                 t_dec, _ = timed(lambda: reference_decode_dataset(decoder_model, valid_set, tgt_vocab, 50))
@@ -114,10 +114,10 @@ def main():
     if args.beam_sizes:
         decoder_model.eval()
         for k in args.beam_sizes:
-            t, _ = timed(lambda: decoding.beam_search_dataset(decoder_model, valid_set, tgt_vocab, 500, 50, beam_size=k))
+            t, _ = timed(lambda: decoding.beam_search_dataset(decoder_model, valid_set, 500, 50, beam_size=k))
             beams[str(k)] = t / len(valid_set) * 1000
             print(f"beam {k:>2}: {beams[str(k)]:.2f} s per 1,000 words")
-    utils.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
+    artefacts.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
                      "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
                      "data": source, "decode_checkpoint": args.checkpoint}, args.out)
 

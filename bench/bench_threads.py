@@ -22,12 +22,12 @@ task, threads, batches = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 if task == "q3":
-    import torch.nn as nn, data as p2g, training
+    import torch.nn as nn, data, training
     from models import build_model
-    corpus, _ = p2g.load_corpus(sys.argv[5], ("train", "valid"), fallback=True)
-    src_vocab, tgt_vocab, sets = p2g.build_datasets(corpus, ("train",))
-    model = build_model(len(src_vocab), len(tgt_vocab), 128, 0.3, True).train()
-    opt, crit = torch.optim.Adam(model.parameters(), lr=0.003), nn.CrossEntropyLoss(ignore_index=p2g.PAD)
+    corpus, _ = data.load_corpus(sys.argv[5], ("train", "valid"), fallback=True)
+    src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train",))
+    model = build_model(training.TrainConfig(use_attn=True), len(src_vocab), len(tgt_vocab)).train()
+    opt, crit = torch.optim.Adam(model.parameters(), lr=0.003), nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
     idx = sets["train"].batches(64, generator=torch.Generator().manual_seed(0))
     def step(i):
         src, sl, tgt, _ = sets["train"].batch(idx[i % len(idx)])
@@ -60,7 +60,7 @@ def main():
     p.add_argument("--data_dir", default="data", help="the P2G data (default: data)")
     p.add_argument("--out", default="results/bench/bench_threads.json", help="where the timings go")
     args = p.parse_args()
-    import utils
+    import artefacts
 
     rows = []
     for load in ("idle", "one busy process"):
@@ -77,7 +77,7 @@ def main():
             if busy:
                 busy.kill()
     import torch
-    utils.save_json({"cpu_count": os.cpu_count(), "torch": torch.__version__, "batches": args.batches, "rows": rows},
+    artefacts.save_json({"cpu_count": os.cpu_count(), "torch": torch.__version__, "batches": args.batches, "rows": rows},
                     args.out)
 
 

@@ -9,9 +9,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import reporting  # noqa: E402
-import utils  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository's modules
+import reporting  # noqa: E402  (report/reporting.py, beside this file)
+from cli import run  # noqa: E402
 
 
 def main():
@@ -28,4 +28,4 @@ def main():
 
 
 if __name__ == "__main__":
-    utils.cli(main)
+    run(main)

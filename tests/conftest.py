@@ -7,6 +7,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "report"))  # report/reporting.py
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import checkpoints
+import training
 from conftest import run_script
 
 WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird")]
@@ -36,14 +36,14 @@ def corpus(folder, splits=("train", "valid", "test"), text=None):
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A real (untrained) hw2-q3.py checkpoint for WORDS."""
-    import data as p2g
+    import data
     from models import build_model
 
     path = tmp_path_factory.mktemp("ckpt") / "attn.pt"
-    src, tgt = p2g.Vocabulary.build(p.split() for p, _ in WORDS), p2g.Vocabulary.build(w for _, w in WORDS)
-    config = {"use_attn": True, "hidden_size": 16, "dropout": 0.0, "dropout_site": "lstm", "data": "data"}
-    checkpoints.save(path, build_model(len(src), len(tgt), 16, 0.0, True), config, src, tgt, epoch=1, val_cer=0.5,
-                     val_wer=0.9)
+    src, tgt = data.Vocabulary.build(p.split() for p, _ in WORDS), data.Vocabulary.build(w for _, w in WORDS)
+    config = training.TrainConfig(use_attn=True, hidden_size=16, dropout=0.0)
+    training.save_checkpoint(path, build_model(config, len(src), len(tgt)), config, src, tgt, epoch=1, val_cer=0.5,
+                             val_wer=0.9)
     return path
 
 
@@ -86,7 +86,7 @@ ROWS = [
     ("q3 checkpoint without epoch", "hw2-q3.py", lambda t, c: ["test", "--checkpoint_name", tweaked_checkpoint(c, t, drop="epoch")],
      "damaged checkpoint (no 'epoch')", ["bad.pt"]),
     ("q3 checkpoint config out of range", "hw2-q3.py", lambda t, c: ["test", "--checkpoint_name", tweaked_checkpoint(c, t, dropout=2.0)],
-     "dropout = 2.0 is out of its domain", ["bad.pt"]),
+     "bad.pt: dropout = 2.0 is out of its domain", ["bad.pt"]),
     ("q3 attention plot larger than the test set", "hw2-q3.py", lambda t, c: ["test", "--checkpoint_name", c, "--data_dir",
      corpus(t / "data"), "--out_dir", t / "out", "--plot_attn", "99"], "--plot_attn 99: the test set has 4 words", []),
     ("q3 empty spell", "hw2-q3.py", lambda t, c: ["spell", "--checkpoint_name", c, ""], "no phonemes given", []),
@@ -100,7 +100,7 @@ ROWS = [
     ("q1 out_dir is a file", "q1_hopfield.py", lambda t, c: ((t / "f").write_text("keep"), ["--out_dir", t / "f"])[1], "is a file", ["f"]),
     ("study without the assignment's result", "strongest.py", lambda t, c: ["--data_dir", corpus(t / "data"), "--assignment",
      t / "none.json", "--out_dir", t / "out", "--runs_dir", t / "runs"], "none.json: no such file", []),
-    ("comparison figure from a damaged JSON", "diagnostics.py", lambda t, c: ((t / "r.json").write_text('{"examples": [1,'),
+    ("comparison figure from a damaged JSON", "q3_compare.py", lambda t, c: ((t / "r.json").write_text('{"examples": [1,'),
      ["lengths", f"x={t / 'r.json'}", "--out", t / "fig"])[1], "r.json: not valid JSON", ["r.json"]),
 ]
 if not torch.cuda.is_available():

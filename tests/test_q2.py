@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 
 import cnn as q2
+import cli
+import intel
 import utils
 from conftest import course_file, run_script
 
@@ -61,7 +63,7 @@ def test_three_layouts_give_identical_tensors(tmp_path):
     nhwc = synthetic_arrays()
     nchw = {k: v.transpose(0, 3, 1, 2) if k.endswith("images") else v for k, v in nhwc.items()}
     flat = {k: v.reshape(len(v), -1) if k.endswith("images") else v for k, v in nchw.items()}
-    loaded = [utils.load_dataset(write_npz(tmp_path / f"{name}.npz", a), verbose=False)
+    loaded = [intel.load(write_npz(tmp_path / f"{name}.npz", a), verbose=False)
               for name, a in (("nhwc", nhwc), ("nchw", nchw), ("flat", flat))]
     for split in ("train", "dev", "test"):
         X, y = loaded[0][split]
@@ -74,22 +76,22 @@ def test_three_layouts_give_identical_tensors(tmp_path):
 
 def one_line_error(capsys, fn):
     """The InputError message fn raises: the one line the scripts print."""
-    with pytest.raises(utils.InputError) as e:
+    with pytest.raises(cli.InputError) as e:
         fn()
     assert len(str(e.value).splitlines()) == 1
     return str(e.value)
 
 
 def test_loader_errors_name_the_file_key_and_shape(tmp_path, capsys):
-    err = one_line_error(capsys, lambda: utils.load_dataset(str(tmp_path / "absent.npz")))
+    err = one_line_error(capsys, lambda: intel.load(str(tmp_path / "absent.npz")))
     assert "absent.npz" in err and "data/intel_landscapes.v2.npz" in err
     arrays = synthetic_arrays()
     del arrays["val_labels"]
-    err = one_line_error(capsys, lambda: utils.load_dataset(write_npz(tmp_path / "nokey.npz", arrays)))
+    err = one_line_error(capsys, lambda: intel.load(write_npz(tmp_path / "nokey.npz", arrays)))
     assert "nokey.npz" in err and "'val_labels'" in err
     arrays = synthetic_arrays()
     arrays["test_images"] = arrays["test_images"][:, :32]
-    err = one_line_error(capsys, lambda: utils.load_dataset(write_npz(tmp_path / "shape.npz", arrays)))
+    err = one_line_error(capsys, lambda: intel.load(write_npz(tmp_path / "shape.npz", arrays)))
     assert "shape.npz" in err and "'test_images'" in err and "(12, 32, 48, 3)" in err and "(N,48,48,3)" in err
 
 
@@ -127,7 +129,7 @@ def test_nan_loss_stops_the_run_writes_its_json_and_exits_non_zero(tmp_path):
 
 
 def test_course_data_loads_with_the_documented_sizes():
-    data = utils.load_dataset(course_file("intel_landscapes.v2.npz"), verbose=False)
+    data = intel.load(course_file("intel_landscapes.v2.npz"), verbose=False)
     assert [len(data[s][1]) for s in ("train", "dev", "test")] == [12_630, 1_404, 3_000]
     assert data["train"][0].shape[1:] == (3, 48, 48)
 
@@ -145,7 +147,7 @@ def test_channels_last_run_matches_the_default_closely(tmp_path):
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
 
 
-def test_a_run_of_other_settings_goes_to_runs_and_the_sweep_reuses_only_equal_configs(tmp_path):
+def test_a_run_of_other_settings_goes_to_runs_and_reuse_keeps_only_a_finished_equal_config(tmp_path):
     path = write_npz(tmp_path / "tiny.npz", synthetic_arrays())
     common = ["-data_path", path, "-out_dir", "results/q2", "-quiet", "-no_batch_norm"]
     run_q2("-epochs", "1", *common, cwd=tmp_path)
@@ -153,13 +155,15 @@ def test_a_run_of_other_settings_goes_to_runs_and_the_sweep_reuses_only_equal_co
     run_q2("-epochs", "2", *common, cwd=tmp_path)  # a trial run of other settings: the result stays
     assert (tmp_path / "results/q2/cnn-vanilla-lr0.01.json").read_bytes() == first
     assert json.loads((tmp_path / "runs/q2/cnn-vanilla-lr0.01.json").read_text())["history"]["epoch"] == [1, 2]
-    code, out, _ = run_q2("-epochs", "1", "-sweep", "0.01", *common, cwd=tmp_path)
-    assert code == 0 and "a run of the same config; reused" in out
+    for extra in (["-sweep", "0.01"], []):  # one meaning of -reuse, in a sweep and in a single run
+        code, out, _ = run_q2("-epochs", "1", "-reuse", *extra, *common, cwd=tmp_path)
+        assert code == 0 and "a finished run of this very config; reused (-reuse)" in out
+        assert "epoch  1/1" not in out
     assert (tmp_path / "results/q2/cnn-vanilla-lr0.01.json").read_bytes() == first
 
 
 def test_unknown_device_is_a_one_line_error(capsys):
-    err = one_line_error(capsys, lambda: utils.get_device("gpu"))
+    err = one_line_error(capsys, lambda: cli.get_device("gpu"))
     assert "'gpu'" in err
 
 
@@ -193,8 +197,8 @@ def test_skeleton_view_is_the_course_reshape_of_channel_last_images():
     nhwc = np.arange(2 * 48 * 48 * 3).reshape(2, 48, 48, 3)
     ours = torch.from_numpy(nhwc.transpose(0, 3, 1, 2).copy())
     skeleton = torch.from_numpy(nhwc.reshape(2, -1)).reshape(2, 3, 48, -1)  # the skeleton's load + forward
-    assert torch.equal(q2.skeleton_view(ours), skeleton)
-    assert not torch.equal(q2.skeleton_view(ours), ours)
+    assert torch.equal(intel.skeleton_view(ours), skeleton)
+    assert not torch.equal(intel.skeleton_view(ours), ours)
 
 
 def test_npz_with_object_arrays_is_a_one_line_error(tmp_path, capsys):
@@ -202,7 +206,7 @@ def test_npz_with_object_arrays_is_a_one_line_error(tmp_path, capsys):
     arrays["train_images"] = np.array([None] * 24, dtype=object)
     path = tmp_path / "pickled.npz"
     np.savez(path, **arrays)
-    err = one_line_error(capsys, lambda: utils.load_dataset(str(path)))
+    err = one_line_error(capsys, lambda: intel.load(str(path)))
     assert "pickled.npz" in err and "'train_images'" in err
 
 

@@ -8,7 +8,8 @@ import shutil
 import pytest
 
 import reporting
-import utils
+import artefacts
+from cli import InputError
 from conftest import ROOT
 
 REPORT = os.path.join(ROOT, "report", "report.typ")
@@ -99,13 +100,13 @@ def test_final_build_refuses_placeholders_and_names_them(tmp_path, monkeypatch):
     group.write_text("PLACEHOLDER: the group\n")
     contrib.write_text("Ana wrote Q1 and Q2; João wrote Q3.\n")
     monkeypatch.setattr(build, "GROUP_FILES", {str(group): "the group", str(contrib): "contributions"})
-    with pytest.raises(utils.InputError, match="group.txt") as e:
+    with pytest.raises(InputError, match="group.txt") as e:
         build.build(str(tmp_path / "report.pdf"), final=True)
     assert "--final" in str(e.value) and not (tmp_path / "report.pdf").exists()
     group.write_text("Group 7\nAna Silva\n")
     assert build.placeholders() == []
     group.write_bytes("Grupo 7\nJoão\n".encode("latin-1"))
-    with pytest.raises(utils.InputError, match="group.txt: not UTF-8"):
+    with pytest.raises(InputError, match="group.txt: not UTF-8"):
         build.placeholders()
 
 
@@ -120,7 +121,7 @@ def test_inputs_are_checked_and_named_before_compiling(tmp_path, damage, message
     copy = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), copy)
     damage(copy / "q3" / "attn-test-greedy.json")
-    with pytest.raises(utils.InputError, match=message):
+    with pytest.raises(InputError, match=message):
         load_build().check_inputs(str(copy))
 
 
@@ -131,5 +132,5 @@ def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
     record = json.loads(path.read_text())
     record["history"] = {k: v[:1] for k, v in record["history"].items()}
     path.write_text(json.dumps(record))
-    with pytest.raises(utils.InputError, match="cnn-bn-lr0.01.json: 1 epochs recorded, the report reads 40"):
+    with pytest.raises(InputError, match="cnn-bn-lr0.01.json: 1 epochs recorded, the report reads 40"):
         load_build().check_inputs(str(copy))

@@ -6,7 +6,8 @@ import pytest
 
 import study
 import training
-import utils
+import artefacts
+from cli import InputError
 
 WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
          ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck")]
@@ -22,7 +23,7 @@ def setup(tmp_path, monkeypatch):
     for split in ("train", "valid", "test"):
         (data / f"{split}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS), encoding="utf-8")
     assignment = tmp_path / "attn-test-greedy.json"
-    utils.save_json({"examples": [{"gold": w, "pred": w[:-1]} for _, w in WORDS]}, assignment)
+    artefacts.save_json({"examples": [{"gold": w, "pred": w[:-1]} for _, w in WORDS]}, assignment)
     monkeypatch.setattr(study, "BASE", TINY)
     monkeypatch.setattr(study, "STEPS", STEPS)
     monkeypatch.setattr(study, "BEAMS", (1, 2))
@@ -104,6 +105,6 @@ def test_a_run_is_reused_only_when_its_saved_config_equals_the_one_asked_for(set
 
 def test_inputs_are_checked_before_any_training(setup, monkeypatch):
     monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained before checking its inputs"))
-    utils.save_json({"examples": [{"gold": "other", "pred": "x"}]}, setup["assignment_json"])
-    with pytest.raises(utils.InputError, match="attn-test-greedy.json: its test words are not those of"):
+    artefacts.save_json({"examples": [{"gold": "other", "pred": "x"}]}, setup["assignment_json"])
+    with pytest.raises(InputError, match="attn-test-greedy.json: its test words are not those of"):
         study.run(**setup)

@@ -1,67 +1,47 @@
-"""The one writer, the run lock and the flag types that every script shares."""
-import argparse
-import os
-import stat
+"""utils.py is the course's: its hw2-q2.py calls, exactly as the course writes them, run on our file."""
+import random
 
-import pytest
+import numpy as np
+import torch
 
 import utils
 
 
-def test_writer_replaces_whole_files_with_the_usual_permissions(tmp_path):
-    path = tmp_path / "r.json"
-    utils.save_json({"a": 1}, path)
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    assert mode == 0o666 & ~utils._umask() and path.read_text() == '{\n  "a": 1\n}\n'
+def course_npz(path, n=4):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for key in ("train", "val", "test"):
+        arrays[f"{key}_images"] = rng.integers(0, 256, (n, 48, 48, 3), dtype=np.uint8)
+        arrays[f"{key}_labels"] = rng.integers(0, 6, (n, 1))
+    np.savez(path, **arrays)
+    return arrays
 
 
-def test_a_failed_write_leaves_the_old_file_whole_and_is_one_line(tmp_path):
-    path = tmp_path / "r.json"
-    utils.save_json({"a": 1}, path)
-
-    def fail(f):
-        f.write(b"half")
-        raise OSError(28, "No space left on device")
-    with pytest.raises(utils.InputError, match=r"cannot write .*r.json: No space left on device"):
-        utils.atomic_write(path, fail)
-    assert path.read_text() == '{\n  "a": 1\n}\n' and [p.name for p in tmp_path.iterdir()] == ["r.json"]
-
-
-def test_rerunning_the_same_result_leaves_the_file_alone(tmp_path):
-    path = tmp_path / "r.json"
-    assert utils.save_result({"cer": 0.25, "wall_seconds": 3.0}, path)
-    before = os.stat(path).st_mtime_ns
-    assert not utils.save_result({"cer": 0.25 + 1e-13, "wall_seconds": 9.0}, path)  # noise and timings
-    assert os.stat(path).st_mtime_ns == before
-    assert utils.save_result({"cer": 0.26, "wall_seconds": 9.0}, path)
+def test_the_course_hw2_q2_data_calls_run_on_our_utils(tmp_path):
+    arrays = course_npz(tmp_path / "intel.npz")
+    utils.configure_seed(seed=42)
+    data = utils.load_dataset(data_path=str(tmp_path / "intel.npz"))
+    dataset = utils.ClassificationDataset(data)
+    assert set(data) == {"train", "dev", "test"} and len(dataset) == 4
+    assert dataset.X.dtype == torch.float32 and dataset.X.shape == (4, 48 * 48 * 3)
+    assert dataset.y.dtype == torch.long and dataset.y.tolist() == arrays["train_labels"].ravel().tolist()
+    expected = torch.tensor(arrays["train_images"][1].reshape(-1) / 256, dtype=torch.float32)  # channel last, / 256
+    x, y = dataset[1]
+    assert torch.equal(x, expected) and int(y) == int(arrays["train_labels"][1, 0])
+    assert dataset.dev_y.tolist() == arrays["val_labels"].ravel().tolist()
+    assert dataset.test_X.shape == (4, 6912) and dataset.test_y.dtype == torch.long
 
 
-def test_a_trial_run_of_other_settings_goes_to_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    utils.save_json({"config": {"epochs": 40}}, "results/q2/x.json")
-    assert utils.trial_path("results/q2/x.json", {"config": {"epochs": 40}}) == "results/q2/x.json"
-    assert utils.trial_path("results/q2/x.json", {"config": {"epochs": 1}}) == os.path.join("runs", "q2", "x.json")
-    assert utils.trial_path("results/q2/new.json", {"config": {"epochs": 1}}) == "results/q2/new.json"
+def test_load_dataset_with_bias_appends_a_column_of_ones(tmp_path):
+    course_npz(tmp_path / "intel.npz")
+    X, _ = utils.load_dataset(str(tmp_path / "intel.npz"), bias=True)["train"]
+    assert X.shape == (4, 6913) and (X[:, -1] == 1).all()
 
 
-def test_the_run_lock_refuses_a_second_run_and_clears_a_stale_lock(tmp_path):
-    path = tmp_path / "m.pt"
-    with utils.run_lock(path):
-        with pytest.raises(utils.InputError, match="another run"):
-            with utils.run_lock(path):
-                pass
-    assert not (tmp_path / "m.pt.lock").exists()
-    (tmp_path / "m.pt.lock").write_text("999999999")  # a run that was killed
-    with utils.run_lock(path):
-        pass
-
-
-@pytest.mark.parametrize("text, ok", [("0.5", True), ("1", True), ("nan", False), ("inf", False), ("abc", False),
-                                      ("0", False), ("1.5", False)])
-def test_flag_numbers_are_finite_and_in_range(text, ok):
-    check = utils.in_range(float, 0.0, 1.0, low_open=True)
-    if ok:
-        assert check(text) == float(text)
-    else:
-        with pytest.raises(argparse.ArgumentTypeError):
-            check(text)
+def test_configure_seed_sets_python_numpy_and_torch():
+    draws = []
+    for _ in range(2):
+        utils.configure_seed(7)
+        draws.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+    utils.configure_seed(8)
+    assert draws[0] == draws[1] != (random.random(), float(np.random.rand()), float(torch.rand(1)))

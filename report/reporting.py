@@ -6,10 +6,10 @@ import sys
 
 import typst
 
-import utils
-from utils import InputError
+import artefacts
+from cli import InputError
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 SOURCE = os.path.join(ROOT, "report", "report.typ")
 GROUP_FILES = {  # file -> what the group must write there
     os.path.join(ROOT, "report", "group.txt"): "the group number and its members",
@@ -51,8 +51,8 @@ def check_inputs(results=os.path.join(ROOT, "results")):
     per epoch ran all its epochs; an InputError names the first file that is not so."""
     for rel, fields in INPUTS.items():
         path = os.path.join(results, rel)
-        record = utils.load_json(path, "a result the report reads")
-        utils.require(record, fields, path)
+        record = artefacts.load_json(path, "a result the report reads")
+        artefacts.require(record, fields, path)
         if "history" in fields and "epoch" in record["history"]:
             want = record["config"].get("epochs", record["config"].get("n_epochs"))
             if len(record["history"]["epoch"]) != want:
@@ -102,13 +102,13 @@ def build(output, final=False):
     if numbers["pages"] > MAX_PAGES or numbers["appendix_page"] > APPENDIX_BY:
         raise InputError(f"the report has {numbers['pages']} pages (at most {MAX_PAGES}) and its appendix starts on "
                          f"page {numbers['appendix_page']} (at most {APPENDIX_BY})")
-    utils.atomic_write(output, lambda f: f.write(pdf))
+    artefacts.atomic_write(output, lambda f: f.write(pdf))
     print(f"wrote {os.path.relpath(output, ROOT)} ({numbers['pages']} pages)")
     return numbers
 
 
 def load(rel):
-    return utils.load_json(os.path.join(ROOT, "results", rel))
+    return artefacts.load_json(os.path.join(ROOT, "results", rel))
 
 
 def readme_results():
@@ -169,5 +169,5 @@ def update_readme():
         _, _, tail = rest.partition(end)
         new = f"{head}{start}\n{body}\n{end}{tail}"
     if new != text:
-        utils.atomic_write(path, lambda f: f.write(new.encode("utf-8")))
+        artefacts.atomic_write(path, lambda f: f.write(new.encode("utf-8")))
         print("updated the generated parts of README.md")

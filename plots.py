@@ -1,0 +1,120 @@
+"""Figures: one look for every plot, written through the one writer (PDF for the report, PNG for the
+README); and the figures of a Q2 run (curves, confusion matrix, first-block activation maps)."""
+import artefacts
+
+
+def plt_style():
+    """Matplotlib with a headless backend and one look for every figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "figure.figsize": (5.5, 3.6), "figure.dpi": 110, "savefig.bbox": "tight",
+        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+        "axes.spines.right": False, "font.size": 10, "legend.frameon": False,
+    })
+    return plt
+
+
+def save_figure(fig, stem, png=False):
+    """Write stem.pdf (for the report) and, with png, stem.png (for the README), each through the one
+    writer; return the paths."""
+    plt = plt_style()
+    paths = [f"{stem}.pdf"] + ([f"{stem}.png"] if png else [])
+    try:
+        for p in paths:
+            fmt = p.rsplit(".", 1)[1]
+            meta = {"CreationDate": None} if fmt == "pdf" else None
+            artefacts.atomic_write(p, lambda f: fig.savefig(f, format=fmt, dpi=150 if fmt == "png" else None, metadata=meta))
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def plot(epochs, plottables, ylabel, stem, title=None, xlabel="Epoch", png=False):
+    """One line per entry of plottables {label: values}, against epochs."""
+    plt = plt_style()
+    fig, ax = plt.subplots()
+    for label, values in plottables.items():
+        ax.plot(epochs[: len(values)], values, label=label, marker="o", markersize=2.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        ax.set_title(title)
+    if len(plottables) > 1:
+        ax.legend()
+    return save_figure(fig, stem, png=png)
+
+
+# ---- the figures of a Q2 run -------------------------------------------------------------------------
+
+def confusion_figure(cm, classes, stem, title):
+    import numpy as np
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = plt_style()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ConfusionMatrixDisplay(np.array(cm), display_labels=classes).plot(ax=ax, colorbar=False, cmap="Blues")
+    ax.grid(False)
+    ax.set_title(title, fontsize=9)
+    plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
+    save_figure(fig, stem)
+
+
+def cnn_run_figures(result, classes, stem):
+    """Training loss, validation accuracy and test confusion figures of one Q2 run, from its result alone;
+    returns the run's title."""
+    cfg, history = result["config"], result["history"]
+    title = f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, lr {cfg['learning_rate']:g}"
+    title += " (skeleton's scrambled layout)" if cfg.get("skeleton_layout") else ""
+    if history["epoch"]:
+        label = f"lr={cfg['learning_rate']:g}"
+        if history.get("val_loss"):
+            plot(history["epoch"], {"training (mean of batch losses)": history["train_loss"],
+                                    "validation": history["val_loss"]}, "Loss", f"{stem}-losses", title=title)
+        else:
+            plot(history["epoch"], {label: history["train_loss"]}, "Training loss", f"{stem}-train_loss", title=title)
+        curves = {label: history["val_acc"]}
+        if history.get("val_acc_reestimated_bn"):
+            curves = {"batch-norm running averages (eval mode)": history["val_acc"],
+                      "statistics re-estimated on the training set": history["val_acc_reestimated_bn"]}
+        plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title)
+    if result.get("confusion_matrix"):
+        confusion_figure(result["confusion_matrix"], classes, f"{stem}-confusion",
+                         f"{title}, epoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
+    return title
+
+
+def activation_maps(model, X, y, classes, stem, title, n_images=4, n_maps=8):
+    """The first conv block's feature maps (after ReLU, before pooling) of one test image per class."""
+    import torch
+
+    plt = plt_style()
+    model.eval()
+    present = [c for c in range(len(classes)) if (y == c).any()][:n_images]
+    idx = torch.tensor([int((y == c).nonzero()[0]) for c in present])
+    captured = {}
+    hook = model.blocks[0].relu.register_forward_hook(lambda m, i, o: captured.update(a=o.detach().cpu()))
+    with torch.inference_mode():
+        model(X[idx.to(X.device)])
+    hook.remove()
+    acts = captured["a"]  # (n_images, 32, 48, 48)
+    channels = acts.mean(dim=(0, 2, 3)).argsort(descending=True)[:n_maps]  # the most active maps
+    fig, axes = plt.subplots(len(idx), n_maps + 1, figsize=(1.1 * (n_maps + 1), 1.15 * len(idx)), squeeze=False)
+    for r in range(len(idx)):
+        axes[r, 0].imshow(X[idx[r]].cpu().permute(1, 2, 0).numpy())
+        axes[r, 0].set_ylabel(classes[int(y[idx[r]])], fontsize=8)
+        for c, ch in enumerate(channels):
+            axes[r, c + 1].imshow(acts[r, ch].numpy(), cmap="viridis")
+            if r == 0:
+                axes[r, c + 1].set_title(f"ch {int(ch)}", fontsize=8)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+    axes[0, 0].set_title("input", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, stem)
