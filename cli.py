@@ -93,3 +93,15 @@ def get_device(name="auto", flag="--device"):
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise InputError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+def read_lines(arguments):
+    """The arguments, or else the non-empty lines of standard input (UTF-8; a byte-order mark dropped)."""
+    if arguments:
+        lines = arguments
+    else:
+        try:
+            lines = sys.stdin.buffer.read().decode("utf-8").removeprefix("\ufeff").splitlines()
+        except UnicodeDecodeError as e:
+            raise InputError(f"standard input: not UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    return [line for line in lines if line.strip()]

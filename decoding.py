@@ -87,20 +87,13 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
     an ensemble whose log-probabilities are averaged at every step.
 
     Returns, per example, its finished hypotheses sorted best first as (tokens, log_prob, score),
-    score = log_prob / len**length_penalty (len counts EOS). At each step the 2K best candidates
-    are ranked; EOS candidates among the first K are finished, the first K others go on. An
-    example is done when it has K finished hypotheses; at max_len the live beams are finished as
-    they are. K = 1 is exactly greedy decoding.
+    score = log_prob / len**length_penalty (len counts EOS). Each step ranks the 2K best candidates: EOS
+    among the first K finish, the first K others go on. An example is done with K finished hypotheses;
+    at max_len the live beams finish as they are. K = 1 is exactly greedy decoding.
     """
     B, K = src.size(0), beam_size
-    rep = lambda t: t.repeat_interleave(K, dim=0)  # (B, ...) -> (B*K, ...)
-    members = []  # per model: the model, its encoder outputs, projected keys and decoder state
-    for m in as_list(model):
-        encoder_outputs, (h, c) = m.encoder(src, src_lengths)
-        keys = m.decoder.attn.project_keys(encoder_outputs) if m.decoder.attn is not None else None
-        members.append([m, rep(encoder_outputs), rep(keys) if keys is not None else None,
-                        (h.repeat_interleave(K, dim=1), c.repeat_interleave(K, dim=1))])  # state (1, B*K, H)
-    src_lengths = rep(src_lengths)
+    members = start_beams(model, src, src_lengths, K)
+    src_lengths = src_lengths.repeat_interleave(K, dim=0)
     token = torch.full((B * K, 1), SOS, dtype=torch.long, device=src.device)
     scores = torch.full((B, K), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # one live beam at the start
@@ -136,11 +129,23 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
             member[3] = tuple(s[:, rows] for s in member[3])  # (h, c) or, with input feeding, (h, c, s~)
     else:  # max_len reached: the live beams of unfinished examples end here
         for b in (~done).nonzero().flatten().tolist():
-            for j in range(K):
-                if torch.isfinite(scores[b, j]) and len(finished[b]) < K:  # never more than K hypotheses
-                    lp = scores[b, j].item()
-                    finished[b].append((seqs[b * K + j].tolist(), lp, norm(lp, max_len)))
+            live = [j for j in range(K) if torch.isfinite(scores[b, j])][:K - len(finished[b])]  # at most K in all
+            finished[b] += [(seqs[b * K + j].tolist(), scores[b, j].item(), norm(scores[b, j].item(), max_len))
+                            for j in live]
     return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]
+
+
+def start_beams(model, src, src_lengths, K):
+    """Per model of an ensemble: [model, encoder outputs, projected keys, decoder state], each repeated K
+    times along the batch ((B, ...) -> (B*K, ...); the state (1, B*K, H))."""
+    members = []
+    for m in as_list(model):
+        encoder_outputs, (h, c) = m.encoder(src, src_lengths)
+        keys = m.decoder.attn.project_keys(encoder_outputs) if m.decoder.attn is not None else None
+        members.append([m, encoder_outputs.repeat_interleave(K, dim=0),
+                        keys.repeat_interleave(K, dim=0) if keys is not None else None,
+                        (h.repeat_interleave(K, dim=1), c.repeat_interleave(K, dim=1))])
+    return members
 
 
 def beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty=1.0):

@@ -152,3 +152,28 @@ def compare_curves(runs, stem):
     first = next(iter(histories.values()))
     plot(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
     return histories
+
+
+def error_profile(preds, golds, words):
+    """What the wrong words are: only the capitalisation differs; another real English word (ISLEX, e.g. a
+    homophone); a proper noun (capitalised gold); a gold spelling with letters outside ASCII (loanwords)."""
+    wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
+    n = max(1, len(wrong))
+    real = [(p, g) for p, g in wrong if p.lower() != g.lower() and p.lower() in words]
+    return {"n_wrong": len(wrong), "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
+            "real_word_share": len(real) / n, "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
+            "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
+            "within_two_edits": metrics.within_edits(preds, golds),
+            "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8]}
+
+
+def compare_with_assignment(preds, golds, assignment_preds, words):
+    """Error profiles, WER by gold length, and the words fixed and broken against the assignment's model."""
+    lengths = [len(g) for g in golds]
+    return {"errors": {"assignment": error_profile(assignment_preds, golds, words),
+                       "strongest": error_profile(preds, golds, words)},
+            "by_length": {"assignment": metrics.by_length(assignment_preds, golds, lengths),
+                          "strongest": metrics.by_length(preds, golds, lengths)},
+            "fixed_vs_assignment": sum(b != g and t == g for b, t, g in zip(assignment_preds, preds, golds)),
+            "broken_vs_assignment": sum(b == g and t != g for b, t, g in zip(assignment_preds, preds, golds)),
+            "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in zip(assignment_preds, preds, golds)]}

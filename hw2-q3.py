@@ -19,7 +19,7 @@ import decoding
 import diagnostics
 import metrics
 import training
-from cli import InputError, configure_seed, get_device, in_range, run, set_threads
+from cli import InputError, configure_seed, get_device, in_range, read_lines, run, set_threads
 from decoding import greedy_next_token, nucleus_sampling  # the skeleton's two token rules  # noqa: F401
 from locks import run_lock
 from plots import plot
@@ -31,7 +31,7 @@ DEFAULTS = training.TrainConfig()
 
 def train(args, device):
     """Train with the assignment's settings (or those given), write the checkpoint and <name>-train.json."""
-    cfg = training.TrainConfig(**{name: getattr(args, name) for name in TRAIN_FLAGS},
+    cfg = training.TrainConfig(**{name: getattr(args, name) for name in training.FLAGS},
                                data=data.data_source(args.data_dir, args.data_fallback)).check()
     identity = {"config": cfg.to_dict(), "device": str(device)}
     out = artefacts.trial_path(result_path(args, "train"), identity)
@@ -166,25 +166,12 @@ def write_test_result(result, examples, args):
 
 # ---- spell ----------------------------------------------------------------------------------------
 
-def read_words(args):
-    """The phoneme strings to spell: the arguments, or one per line on standard input."""
-    if args.phonemes:
-        lines = args.phonemes
-    else:
-        try:
-            lines = sys.stdin.buffer.read().decode("utf-8").removeprefix("\ufeff").splitlines()
-        except UnicodeDecodeError as e:
-            raise InputError(f"standard input: not UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start})") from None
-    words = [w.split() for w in lines if w.strip()]
-    if not words:
-        raise InputError("spell: no phonemes given (arguments such as 'k æ t', or one string per line on stdin)")
-    return words
-
-
 def spell(args, device):
     """One line per phoneme string: the phonemes, a tab, then at most k spellings, each with its probability
     (the model's, EOS included), tab-separated. Returns the lines."""
-    words = read_words(args)
+    words = [w.split() for w in read_lines(args.phonemes)]
+    if not words:
+        raise InputError("spell: no phonemes given (arguments such as 'k æ t', or one string per line on stdin)")
     model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args, device)
     unknown = sorted({p for w in words for p in w if p not in src_vocab.word2index})
     if unknown:
@@ -225,25 +212,6 @@ def load_checkpoint(args, device):
 # ---- command line ---------------------------------------------------------------------------------
 
 positive = in_range(int, 1)
-TRAIN_FLAGS = {  # TrainConfig field -> (argparse type or choices, help); the defaults are TrainConfig's
-    "use_attn": (bool, "Bahdanau attention"),
-    "n_epochs": (positive, "training epochs"),
-    "lr": (in_range(float, 0.0, low_open=True), "Adam learning rate"),
-    "dropout": (in_range(float, 0.0, 1.0, high_open=True), "dropout on the embeddings and on the LSTMs' outputs"),
-    "hidden_size": (positive, "hidden size H, even (H/2 per encoder direction)"),
-    "batch_size": (positive, "training batch size"),
-    "dropout_site": (["lstm", "output"], "decoder dropout on the LSTM output, before attention, or on the "
-                     "attentional output, after it (the report's ablation)"),
-    "enc_layers": (positive, "encoder BiLSTM layers (beyond the assignment)"),
-    "input_feed": (bool, "feed the previous attentional state to the decoder (beyond the assignment; needs --use_attn)"),
-    "label_smoothing": (in_range(float, 0.0, 1.0, high_open=True), "label smoothing of the loss"),
-    "lr_schedule": (["none", "cosine"], "learning-rate schedule"),
-    "select_on": (["cer", "wer"], "keep the epoch with the lowest validation CER, or WER (ties: CER)"),
-    "seed": (int, "one seed for python, numpy, torch and sampling"),
-    "max_len": (positive, "longest spelling decoded"),
-    "num_threads": (in_range(int, 0), "torch CPU threads (1 reproduces the committed runs and is fastest on a "
-                                      "shared CPU; 0: torch's default)"),
-}
 
 
 class DefaultsUnlessNone(argparse.ArgumentDefaultsHelpFormatter):
@@ -251,15 +219,6 @@ class DefaultsUnlessNone(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         return action.help if action.default is None else super()._get_help_string(action)
-
-
-def add_flag(parser, name, kind, help, default):
-    if kind is bool:
-        parser.add_argument(f"--{name}", action="store_true", help=help)
-    elif isinstance(kind, list):
-        parser.add_argument(f"--{name}", choices=kind, default=default, help=help)
-    else:
-        parser.add_argument(f"--{name}", type=kind, default=default, help=help)
 
 
 def parse_args(argv=None):
@@ -273,8 +232,7 @@ def parse_args(argv=None):
     common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     kw = dict(parents=[common], formatter_class=DefaultsUnlessNone)
     tr = modes.add_parser("train", help="train a model, keeping the epoch with the lowest validation CER", **kw)
-    for name, (kind, help) in TRAIN_FLAGS.items():
-        add_flag(tr, name, kind, help, getattr(DEFAULTS, name))
+    training.add_config_flags(tr)
     tr.add_argument("--plot", action="store_true", help="also draw <name>-train.pdf/.png, validation CER per epoch")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from <name>.last.pt, "
                     "the state of its last finished epoch")
@@ -299,21 +257,18 @@ def parse_args(argv=None):
                        "checkpoint's)")
         q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="the seed of sampling")
         q.add_argument("--num_threads", type=in_range(int, 0), default=DEFAULTS.num_threads,
-                       help=TRAIN_FLAGS["num_threads"][1])
+                       help=training.FLAGS["num_threads"][1])
     for q in (tr, te):
         q.add_argument("--out_dir", default="results/q3", help="where the JSON results go")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    if args.mode == "train" and args.hidden_size % 2:
-        tr.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}")
-    if args.mode == "train" and args.input_feed and not args.use_attn:
-        tr.error("--input_feed needs --use_attn")
+    if args.mode == "train" and (args.hidden_size % 2 or (args.input_feed and not args.use_attn)):
+        tr.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}"
+                 if args.hidden_size % 2 else "--input_feed needs --use_attn")
     if args.mode == "test" and args.topp is not None and args.beam_size:
         te.error("--topp and --beam_size are two decodings: choose one")
-    args.checkpoint_default = args.checkpoint_name is None
-    if args.checkpoint_name is None:
-        attn = args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None
-        args.checkpoint_name = "attn.pt" if attn else "no-attn.pt"
+    args.checkpoint_default, args.checkpoint_name = args.checkpoint_name is None, args.checkpoint_name or (
+        "attn.pt" if args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None else "no-attn.pt")
     args.data_fallback, args.data_dir = args.data_dir is None, args.data_dir or "data"
     args.progress = not getattr(args, "quiet", True) and sys.stderr.isatty()
     return args

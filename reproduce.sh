@@ -2,7 +2,7 @@
 # Every run behind the report, in order, on CPU or CUDA (the scripts pick cuda when available).
 # Rerunnable: a finished run of the very config asked for is reused (-reuse, --reuse; strongest.py always),
 # and an interrupted Q3 training continues from its last epoch (--resume); FORCE=1 runs everything again. Usage:
-#   ./reproduce.sh [all|q1|q2|q3|strong|bench|report]      (default: all)
+#   ./reproduce.sh [all|q1|q2|q3|strong|bench|report]      (default: all; DRY=1 lists the commands only)
 # Logs go to runs/logs/<run>.log; each part says how long it took.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -21,6 +21,7 @@ run() {  # run LOG COMMAND...: COMMAND > runs/logs/LOG.log, with -reuse / --reus
       hw2-q3.py) [ "$3" = train ] && args+=(--reuse --resume) ;;
     esac
   fi
+  if [ "${DRY:-0}" = 1 ]; then printf 'dry:'; printf ' %q' "${args[@]}"; echo; return; fi  # DRY=1: list, run nothing
   echo "  run:  ${args[*]} > $log"
   local t0=$SECONDS
   "${args[@]}" > "$log" 2>&1 || { echo "  FAILED (see $log)"; tail -n 5 "$log"; exit 1; }

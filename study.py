@@ -1,12 +1,10 @@
-"""The strongest-model study (beyond the assignment): how far can this P2G data go?
+"""The strongest-model study (beyond the assignment): how far can this P2G data go? strongest.py runs it.
 
-Method: train a base configuration and each step added to it alone (seed 42), keep the steps that lower
-the validation WER (ties: CER), try the kept steps that change different fields together; train the
-finalists (the base and the best configuration) over several seeds; choose the model (a single model or
-an ensemble) and its decoding (beam size, length penalty) on the validation set; then decode the test set
-for that choice, for each of its members alone (reported beside it, never chosen upon) and for the
-reranking of its n-best with a word list (outside knowledge, reported apart). strongest.py runs it.
-"""
+Train a base configuration and each step added to it alone (seed 42), keep the steps that lower the
+validation WER (ties: CER), try the kept steps that change different fields together; train the finalists
+(the base and the best configuration) over seeds; choose the model (single or ensemble) and its decoding
+on validation; then decode the test set for that choice, for each member alone (reported, never chosen
+upon) and for the reranking of its n-best with a word list (outside knowledge, reported apart)."""
 import dataclasses
 import os
 import statistics
@@ -195,31 +193,6 @@ def n_params(model):
     return sum(t.numel() for t in model.parameters())
 
 
-def error_profile(preds, golds, words):
-    """What the wrong words are: only the capitalisation differs; another real English word (ISLEX, e.g. a
-    homophone); a proper noun (capitalised gold); a gold spelling with letters outside ASCII (loanwords)."""
-    wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
-    n = max(1, len(wrong))
-    real = [(p, g) for p, g in wrong if p.lower() != g.lower() and p.lower() in words]
-    return {"n_wrong": len(wrong), "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
-            "real_word_share": len(real) / n, "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
-            "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
-            "within_two_edits": metrics.within_edits(preds, golds),
-            "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8]}
-
-
-def compare_with_assignment(preds, golds, assignment_preds, words):
-    """Error profiles, WER by gold length, and the words fixed and broken against the assignment's model."""
-    lengths = [len(g) for g in golds]
-    return {"errors": {"assignment": error_profile(assignment_preds, golds, words),
-                       "strongest": error_profile(preds, golds, words)},
-            "by_length": {"assignment": metrics.by_length(assignment_preds, golds, lengths),
-                          "strongest": metrics.by_length(preds, golds, lengths)},
-            "fixed_vs_assignment": sum(b != g and t == g for b, t, g in zip(assignment_preds, preds, golds)),
-            "broken_vs_assignment": sum(b == g and t != g for b, t, g in zip(assignment_preds, preds, golds)),
-            "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in zip(assignment_preds, preds, golds)]}
-
-
 # ---- the study --------------------------------------------------------------------------------------
 
 def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
@@ -256,7 +229,7 @@ def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     cand_rows, grids, chosen = choose(candidates(finalists, step_rows), models, sets)
     test = read_test(chosen, models, sets, records, words)
     record = summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, threads)
-    record |= compare_with_assignment(test["preds"], sets["test"].golds, assignment_preds, words)
+    record |= diagnostics.compare_with_assignment(test["preds"], sets["test"].golds, assignment_preds, words)
     record["earlier_test_reads"] = earlier_reads(os.path.join(out_dir, "strongest.json"), record)
     stem = os.path.join(out_dir, "strongest")
     diagnostics.plot_bins({"assignment model, greedy": record["by_length"]["assignment"],

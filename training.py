@@ -1,6 +1,4 @@
-"""Q3 training: a TrainConfig and a corpus in, the best epoch's checkpoint and a record out.
-
-train() validates after every epoch and keeps the best epoch's checkpoint (<name>.pt). While it runs,
+"""Q3 training: a TrainConfig and a corpus in, the best epoch's checkpoint and a record out. train() validates after every epoch and keeps the best epoch's checkpoint (<name>.pt). While it runs,
 <name>.last.pt holds the last finished epoch with the optimizer, the schedule, the random states and the
 history, so that resume=True continues an interrupted run exactly as if it had never stopped.
 Checkpoints hold tensors and plain types only: torch.load(..., weights_only=True) reads them.
@@ -17,34 +15,35 @@ from tqdm import tqdm
 import artefacts
 import data
 import decoding
-from cli import InputError, configure_seed, set_threads
+from cli import InputError, configure_seed, in_range, set_threads
 from models import build_model
 
 KIND = "hw2-q3-p2g-seq2seq"
 STATE_KIND = "hw2-q3-p2g-training-state"
+_positive = in_range(int, 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a trained P2G model; the assignment's values are the defaults, and
-    hw2-q3.py's training flags take theirs from here."""
+    hw2-q3.py's training flags (FLAGS below says what each field means) take theirs from here."""
     use_attn: bool = False
-    hidden_size: int = 128            # H: H/2 per encoder direction
+    hidden_size: int = 128
     dropout: float = 0.3
-    dropout_site: str = "lstm"        # decoder dropout before attention ("lstm") or after it ("output")
+    dropout_site: str = "lstm"
     enc_layers: int = 1
-    input_feed: bool = False          # Luong et al. (2015); needs use_attn
+    input_feed: bool = False
     lr: float = 0.003
     n_epochs: int = 20
     batch_size: int = 64
     seed: int = 42
-    max_len: int = 50                 # longest spelling decoded
+    max_len: int = 50
     label_smoothing: float = 0.0
-    lr_schedule: str = "none"         # or "cosine"
-    select_on: str = "cer"            # keep the epoch with the lowest validation CER, or WER (ties: CER)
+    lr_schedule: str = "none"
+    select_on: str = "cer"
     eval_batch_size: int = 500
-    num_threads: int = 1              # torch CPU threads; 1 gives the committed numbers on any core count
-    data: str = "data"                # where the corpus came from (a folder, or the ISLEX fallback)
+    num_threads: int = 1
+    data: str = "data"                # where the corpus came from (a folder, or the ISLEX fallback); no flag
 
     def check(self, where="training configuration"):
         """self, or an InputError naming where and the first field out of its type or domain."""
@@ -77,6 +76,34 @@ class TrainConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+FLAGS = {  # TrainConfig field -> (argparse type or choices, help) of hw2-q3.py train's flag; defaults: TrainConfig's
+    "use_attn": (bool, "Bahdanau attention"),
+    "n_epochs": (_positive, "training epochs"),
+    "lr": (in_range(float, 0.0, low_open=True), "Adam learning rate"),
+    "dropout": (in_range(float, 0.0, 1.0, high_open=True), "dropout on the embeddings and on the LSTMs' outputs"),
+    "hidden_size": (_positive, "hidden size H, even (H/2 per encoder direction)"),
+    "batch_size": (_positive, "training batch size"),
+    "dropout_site": (["lstm", "output"], "decoder dropout before attention, or after it (the report's ablation)"),
+    "enc_layers": (_positive, "encoder BiLSTM layers (beyond the assignment)"),
+    "input_feed": (bool, "feed the previous attentional state to the decoder (beyond the assignment; needs --use_attn)"),
+    "label_smoothing": (in_range(float, 0.0, 1.0, high_open=True), "label smoothing of the loss"),
+    "lr_schedule": (["none", "cosine"], "learning-rate schedule"),
+    "select_on": (["cer", "wer"], "keep the epoch with the lowest validation CER, or WER (ties: CER)"),
+    "seed": (int, "one seed for python, numpy, torch and sampling"),
+    "max_len": (_positive, "longest spelling decoded"),
+    "num_threads": (in_range(int, 0), "torch CPU threads (1 reproduces the committed runs; 0: torch's default)"),
+}
+
+
+def add_config_flags(parser):
+    """One flag per entry of FLAGS, its default the field's in TrainConfig."""
+    for name, (kind, help) in FLAGS.items():
+        default = getattr(TrainConfig(), name)
+        how = {"action": "store_true"} if kind is bool else \
+            {"choices": kind, "default": default} if isinstance(kind, list) else {"type": kind, "default": default}
+        parser.add_argument(f"--{name}", help=help, **how)
 
 
 # ---- checkpoints: store and restore ------------------------------------------------------------------
@@ -161,10 +188,6 @@ def finite_weights(model):
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def say(line):
-    print(line, flush=True)
-
-
 class TrainingState:
     """What one training run holds: model, optimizer, schedule, shuffling generator, and its progress
     (epochs done, history, best epoch, seconds spent), all of which its training state saves."""
@@ -223,10 +246,11 @@ def run_epoch(run, sets, criterion, device, progress):
             "seconds": time.time() - t0}
 
 
-def train(cfg, corpus, checkpoint, device, progress=False, log=say, resume=False):
+def train(cfg, corpus, checkpoint, device, progress=False, log=None, resume=False):
     """Train on corpus["train"], validate on corpus["valid"] after every epoch, keep the best epoch's
     checkpoint and, until the run ends, the last epoch's training state (resume=True continues from it).
     A non-finite loss or weight stops the run as "diverged" (nothing non-finite is saved). Returns the record."""
+    log = log or (lambda line: print(line, flush=True))
     configure_seed(cfg.seed)
     threads = set_threads(cfg.num_threads)
     src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))

@@ -16,34 +16,16 @@ GROUP_FILES = {  # file -> what the group must write there
     os.path.join(ROOT, "report", "contributions.txt"): "the contributions paragraph (10 points without it)",
 }
 MAX_PAGES, APPENDIX_BY = 11, 9
-Q3_TRAIN = ["config", "history", "best_epoch", "best_val_cer", "best_val_wer", "wall_seconds"]
-Q3_TEST = ["cer", "wer", "cer_ci", "wer_ci", "examples"]
-Q2_RUN = ["name", "status", "config", "n_params", "param_table", "history", "final_test_acc", "final_test_acc_ci",
-          "best_val_acc", "best_epoch", "best_val_test_acc", "confusion_matrix"]
-INPUTS = {  # result file -> the fields the report reads
-    "q1/hopfield.json": ["configs", "checks", "retrieval"],
-    "q2/sweep-vanilla.json": ["best_learning_rate", "best_run", "data_sizes", "table"],
-    **{f"q2/cnn-{r}.json": Q2_RUN for r in ("vanilla-lr0.1", "vanilla-lr0.01", "vanilla-lr0.001", "bn-lr0.01",
-                                            "vanilla-lr0.01-skeleton_layout", "bn-lr0.01-skeleton_layout")},
-    **{f"q3/{r}-train.json": Q3_TRAIN for r in ("attn", "no-attn", "attn-seed43", "attn-seed44", "no-attn-seed43",
-                                                "no-attn-seed44", "attn-dropout_output-seed42",
-                                                "attn-dropout_output-seed43", "attn-dropout_output-seed44")},
-    **{f"q3/{r}-test-greedy.json": Q3_TEST for r in ("attn", "no-attn", "attn-seed43", "attn-seed44", "no-attn-seed43",
-                                                     "no-attn-seed44", "attn-dropout_output-seed42",
-                                                     "attn-dropout_output-seed43", "attn-dropout_output-seed44")},
-    "q3/attn-test-topp0.8.json": Q3_TEST + ["wer_at_k", "n_varied", "topp", "k"],
-    **{f"q3/attn-test-beam{k}.json": Q3_TEST + ["wer_at_k", "search_errors", "model_errors", "n_wrong"]
-       for k in (1, 3, 5, 10)},
-    "q3/cer_by_source_length.json": ["by_source_length"],
-    "q3/strongest.json": ["choice", "test_wer", "test_cer", "wer_ci", "cer_ci", "members", "candidates", "finalists",
-                          "earlier_test_reads", "lexicon_rerank", "errors", "params_total", "train_minutes_total"],
-    "q3/strongest-ablation.json": ["rows"],
-    "q3/strongest-earlier.json": ["rows"],
-}
-FILES = ["q1/retrieval.pdf", "q2/sweep-vanilla-train_loss.pdf", "q2/sweep-vanilla-val_acc.pdf",
-         "q2/cnn-bn-lr0.01-losses.pdf", "q2/cnn-bn-lr0.01-val_acc.pdf", "q2/cnn-vanilla-lr0.01-confusion.pdf",
-         "q2/cnn-bn-lr0.01-confusion.pdf", "q3/val_cer_curves.pdf", "q3/cer_by_source_length.pdf",
-         "q3/attn-attention.pdf", "q3/strongest-spell.txt"]
+MANIFEST = os.path.join(ROOT, "results", "manifest.json")
+
+
+def manifest(path=MANIFEST):
+    """The results manifest: [{file, command, fields}], every result the report reads."""
+    return artefacts.require(artefacts.load_json(path, "the results manifest"), ["files"], path)[0]
+
+
+INPUTS = {e["file"]: e["fields"] for e in manifest() if e["file"].endswith(".json")}  # file -> fields read
+FILES = [e["file"] for e in manifest() if not e["file"].endswith(".json")]
 
 
 def check_inputs(results=os.path.join(ROOT, "results")):

@@ -3,7 +3,9 @@ field, no hand-typed decimals, no typesetting slips, placeholders refused by --f
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
 
 import pytest
 
@@ -134,3 +136,35 @@ def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
     path.write_text(json.dumps(record))
     with pytest.raises(InputError, match="cnn-bn-lr0.01.json: 1 epochs recorded, the report reads 40"):
         load_build().check_inputs(str(copy))
+
+
+# ---- the results manifest: one table behind the report's inputs, reproduce.sh and the results index ----
+
+def dry_run_commands():
+    """The commands ./reproduce.sh would run, as argument lists, without the reuse flags it adds."""
+    proc = subprocess.run(["bash", "reproduce.sh", "q1"], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, DRY="1"))
+    lines = proc.stdout.splitlines()
+    for part in ("q2", "q3", "strong"):
+        lines += subprocess.run(["bash", "reproduce.sh", part], cwd=ROOT, capture_output=True, text=True,
+                                env=dict(os.environ, DRY="1")).stdout.splitlines()
+    reuse = {"-reuse", "--reuse", "--resume"}
+    return [[a for a in shlex.split(line[len("dry:"):]) if a not in reuse] for line in lines if line.startswith("dry:")]
+
+
+def test_reproduce_sh_runs_every_command_of_the_manifest():
+    commands = dry_run_commands()
+    for entry in reporting.manifest():
+        if entry["command"] and "<" not in entry["command"]:  # a placeholder: a run the study chooses
+            assert shlex.split(entry["command"]) in commands, entry["file"]
+
+
+def test_the_manifest_holds_every_json_the_report_reads_and_the_results_index_names_it():
+    source = open(os.path.join(ROOT, "report", "report.typ"), encoding="utf-8").read()
+    read = set(re.findall(r'json\("/results/([^"]+)"\)', source))
+    files = {e["file"] for e in reporting.manifest()}
+    assert read and read <= files
+    for entry in reporting.manifest():
+        assert os.path.exists(os.path.join(ROOT, "results", entry["file"])), entry["file"]
+        assert entry["command"] or entry.get("frozen"), entry["file"]  # written by a command, or frozen data
+    assert "manifest.json" in open(os.path.join(ROOT, "results", "README.md"), encoding="utf-8").read()

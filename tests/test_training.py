@@ -1,0 +1,108 @@
+"""training.py: a run is deterministic, an interrupted run resumes to the record of an uninterrupted one,
+and an unfinished run is never reused as finished."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import artefacts
+import data
+import training
+from conftest import ROOT
+
+WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
+         ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck")]
+CORPUS = {s: [(p.split(), w) for p, w in WORDS] for s in data.SPLITS}
+TINY = training.TrainConfig(use_attn=True, hidden_size=16, batch_size=4, n_epochs=3, lr=0.01, lr_schedule="cosine")
+
+
+def stop_at(epoch):
+    def log(line):
+        if line.startswith(f"epoch {epoch:2d}/"):
+            raise KeyboardInterrupt
+    return log
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_two_runs_of_one_config_give_one_record(tmp_path):
+    a = training.train(TINY, CORPUS, str(tmp_path / "a.pt"), "cpu", log=lambda line: None)
+    b = training.train(TINY, CORPUS, str(tmp_path / "b.pt"), "cpu", log=lambda line: None)
+    assert artefacts.strip_noise(dict(a, checkpoint=None)) == artefacts.strip_noise(dict(b, checkpoint=None))
+
+
+def test_resume_after_an_interruption_ends_with_the_uninterrupted_record(tmp_path):
+    whole = training.train(TINY, CORPUS, str(tmp_path / "whole.pt"), "cpu", log=lambda line: None)
+    ckpt = str(tmp_path / "cut.pt")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(TINY, CORPUS, ckpt, "cpu", log=stop_at(2))
+    state = torch.load(training.state_path(ckpt), weights_only=True)
+    assert state["epoch"] == 2 and torch.load(ckpt, weights_only=True)["finished"] is False
+    resumed = training.train(TINY, CORPUS, ckpt, "cpu", log=lambda line: None, resume=True)
+    assert resumed["history"]["epoch"] == [1, 2, 3]
+    assert artefacts.strip_noise(dict(resumed, checkpoint=None)) == artefacts.strip_noise(dict(whole, checkpoint=None))
+    for k, v in weights(str(tmp_path / "whole.pt")).items():
+        assert torch.equal(v, weights(ckpt)[k]), k
+    assert torch.load(ckpt, weights_only=True)["finished"] is True and not os.path.exists(training.state_path(ckpt))
+
+
+def test_an_interrupted_run_is_not_reused_as_finished(tmp_path):
+    ckpt, record = str(tmp_path / "m.pt"), str(tmp_path / "m-train.json")
+    artefacts.save_json(training.train(TINY, CORPUS, ckpt, "cpu", log=lambda line: None), record)
+    assert training.finished_run(record, ckpt, TINY)
+    with pytest.raises(KeyboardInterrupt):  # the same config again, stopped after epoch 1: the old record stays
+        training.train(TINY, CORPUS, ckpt, "cpu", log=stop_at(1))
+    assert not training.finished_run(record, ckpt, TINY)
+
+
+def test_resume_refuses_the_state_of_another_config(tmp_path):
+    ckpt = str(tmp_path / "m.pt")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(TINY, CORPUS, ckpt, "cpu", log=stop_at(1))
+    other = training.TrainConfig(**{**TINY.to_dict(), "lr": 0.02})
+    with pytest.raises(training.InputError, match=r"m.last.pt holds a run of another config \(lr = 0.01"):
+        training.train(other, CORPUS, ckpt, "cpu", log=lambda line: None, resume=True)
+
+
+def corpus_dir(folder):
+    folder.mkdir()
+    for s in data.SPLITS:  # enough batches that an epoch takes a moment
+        (folder / f"{s}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS * (30 if s == "train" else 1)),
+                                         encoding="utf-8")
+    return folder
+
+
+def train_command(folder, *extra):
+    return [sys.executable, os.path.join(ROOT, "hw2-q3.py"), "train", "--use_attn", "--hidden_size", "16",
+            "--batch_size", "4", "--n_epochs", "5", "--lr_schedule", "cosine", "--data_dir", str(folder),
+            "--checkpoint_name", "m.pt", "--out_dir", "out", "--quiet", *extra]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_the_cli_resumes_after_ctrl_c_or_a_kill_to_the_uninterrupted_record(tmp_path, sig):
+    """Slow: three trainings of the command line (about 15 s)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    folder = corpus_dir(tmp_path / "data")
+    runs = {name: tmp_path / name for name in ("whole", "cut")}
+    for d in runs.values():
+        d.mkdir()
+    subprocess.run(train_command(folder), cwd=runs["whole"], env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(train_command(folder), cwd=runs["cut"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("epoch  2/5"):
+            proc.send_signal(sig)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert not (runs["cut"] / "out" / "m-train.json").exists()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "m.last.pt holds epoch" in err and "--resume" in err, err
+    done = subprocess.run(train_command(folder, "--resume"), cwd=runs["cut"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "resuming from m.last.pt" in done.stdout, done.stderr
+    records = [artefacts.load_json(d / "out" / "m-train.json") for d in runs.values()]
+    assert artefacts.strip_noise(records[0]) == artefacts.strip_noise(records[1])
