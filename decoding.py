@@ -92,8 +92,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
     at max_len the live beams finish as they are. K = 1 is exactly greedy decoding.
     """
     B, K = src.size(0), beam_size
-    members = start_beams(model, src, src_lengths, K)
-    src_lengths = src_lengths.repeat_interleave(K, dim=0)
+    members, src_lengths = start_beams(model, src, src_lengths, K), src_lengths.repeat_interleave(K, dim=0)
     token = torch.full((B * K, 1), SOS, dtype=torch.long, device=src.device)
     scores = torch.full((B, K), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # one live beam at the start

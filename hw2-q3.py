@@ -215,8 +215,6 @@ positive = in_range(int, 1)
 
 
 class DefaultsUnlessNone(argparse.ArgumentDefaultsHelpFormatter):
-    """Each flag's default in its help, except where the help says how the default is chosen."""
-
     def _get_help_string(self, action):
         return action.help if action.default is None else super()._get_help_string(action)
 
@@ -243,8 +241,7 @@ def parse_args(argv=None):
     te.add_argument("--topp", type=in_range(float, 0.0, 1.0, low_open=True), default=None,
                     help="nucleus sampling with this p in (0, 1] (default: greedy decoding)")
     te.add_argument("--beam_size", type=positive, nargs="+", default=None, help="beam search with these sizes")
-    te.add_argument("--k", type=positive, default=3, help="predictions per word for WER@k: samples (--topp) "
-                    "or the best distinct hypotheses (--beam_size)")
+    te.add_argument("--k", type=positive, default=3, help="predictions per word for WER@k: samples or best hypotheses")
     te.add_argument("--plot_attn", type=in_range(int, 0), default=0, metavar="N",
                     help="draw the attention weights of N test words")
     sp = modes.add_parser("spell", help="spell your own phoneme strings (arguments, or one per line on stdin)", **kw)
