@@ -197,10 +197,11 @@ def result_path(args, what):
 def load_checkpoint(args, device):
     """The checkpoint of --checkpoint_name, with a warning when it was trained on other data than --data_dir's."""
     if not os.path.exists(args.checkpoint_name):
-        how = {"attn.pt": "train --use_attn", "no-attn.pt": "train"}.get(args.checkpoint_name,
-                                                                       f"train --checkpoint_name {args.checkpoint_name}")
-        raise InputError(f"--checkpoint_name {args.checkpoint_name}: no such checkpoint (train one first: "
-                         f"python hw2-q3.py {how})")
+        trial = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
+        how = f"a trial run wrote {trial}: --checkpoint_name {trial}" if os.path.exists(trial) else \
+            "train one first: python hw2-q3.py " + {"attn.pt": "train --use_attn", "no-attn.pt": "train"}.get(
+                args.checkpoint_name, f"train --checkpoint_name {args.checkpoint_name}")
+        raise InputError(f"--checkpoint_name {args.checkpoint_name}: no such checkpoint ({how})")
     model, src_vocab, tgt_vocab, ckpt = training.load_checkpoint(args.checkpoint_name, device)
     trained, now = ckpt["config"].data, data.data_source(args.data_dir, args.data_fallback)
     if trained != now:
