@@ -106,3 +106,12 @@ def test_the_cli_resumes_after_ctrl_c_or_a_kill_to_the_uninterrupted_record(tmp_
     assert done.returncode == 0 and "resuming from m.last.pt" in done.stdout, done.stderr
     records = [artefacts.load_json(d / "out" / "m-train.json") for d in runs.values()]
     assert artefacts.strip_noise(records[0]) == artefacts.strip_noise(records[1])
+
+
+@pytest.mark.parametrize("schedule, last_lr", [("cosine", 0.0), ("none", 0.01)])
+def test_the_cosine_schedule_brings_the_rate_to_zero_by_the_last_epoch(tmp_path, schedule, last_lr):
+    cfg = training.TrainConfig(**{**TINY.to_dict(), "lr_schedule": schedule})
+    with pytest.raises(KeyboardInterrupt):  # stopped once the last epoch's state is saved
+        training.train(cfg, CORPUS, str(tmp_path / "m.pt"), "cpu", log=stop_at(3))
+    state = torch.load(training.state_path(str(tmp_path / "m.pt")), weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(last_lr, abs=1e-12)
