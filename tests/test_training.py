@@ -72,40 +72,47 @@ def test_resume_refuses_the_state_of_another_config(tmp_path):
 def corpus_dir(folder):
     folder.mkdir()
     for s in data.SPLITS:  # enough batches that an epoch takes a moment
-        (folder / f"{s}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS * (30 if s == "train" else 1)),
+        (folder / f"{s}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS * (100 if s == "train" else 1)),
                                          encoding="utf-8")
     return folder
 
 
 def train_command(folder, *extra):
     return [sys.executable, os.path.join(ROOT, "hw2-q3.py"), "train", "--use_attn", "--hidden_size", "16",
-            "--batch_size", "4", "--n_epochs", "5", "--lr_schedule", "cosine", "--data_dir", str(folder),
+            "--batch_size", "8", "--n_epochs", "3", "--lr_schedule", "cosine", "--data_dir", str(folder),
             "--checkpoint_name", "m.pt", "--out_dir", "out", "--quiet", *extra]
 
 
+ENV = dict(os.environ, PYTHONPATH=ROOT)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The corpus folder and the record of the command run without a stop."""
+    top = tmp_path_factory.mktemp("resume")
+    folder, whole = corpus_dir(top / "data"), top / "whole"
+    whole.mkdir()
+    subprocess.run(train_command(folder), cwd=whole, env=ENV, check=True, capture_output=True)
+    return folder, artefacts.load_json(whole / "out" / "m-train.json")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
-def test_the_cli_resumes_after_ctrl_c_or_a_kill_to_the_uninterrupted_record(tmp_path, sig):
-    """Slow: three trainings of the command line (about 15 s)."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    folder = corpus_dir(tmp_path / "data")
-    runs = {name: tmp_path / name for name in ("whole", "cut")}
-    for d in runs.values():
-        d.mkdir()
-    subprocess.run(train_command(folder), cwd=runs["whole"], env=env, check=True, capture_output=True)
-    proc = subprocess.Popen(train_command(folder), cwd=runs["cut"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("epoch  2/5"):
+def test_the_cli_resumes_after_ctrl_c_or_a_kill_to_the_uninterrupted_record(uninterrupted, tmp_path, sig):
+    """Slow: trainings of the command line, stopped after epoch 1 of 3 and resumed."""
+    folder, record = uninterrupted
+    proc = subprocess.Popen(train_command(folder), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    for line in iter(proc.stdout.readline, ""):
+        if line.startswith("epoch  1/3"):
             proc.send_signal(sig)
             break
     _, err = proc.communicate(timeout=60)
-    assert not (runs["cut"] / "out" / "m-train.json").exists()
+    assert not (tmp_path / "out" / "m-train.json").exists(), "the run ended before the signal"
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "m.last.pt holds epoch" in err and "--resume" in err, err
-    done = subprocess.run(train_command(folder, "--resume"), cwd=runs["cut"], env=env, capture_output=True, text=True)
+    done = subprocess.run(train_command(folder, "--resume"), cwd=tmp_path, env=ENV, capture_output=True, text=True)
     assert done.returncode == 0 and "resuming from m.last.pt" in done.stdout, done.stderr
-    records = [artefacts.load_json(d / "out" / "m-train.json") for d in runs.values()]
-    assert artefacts.strip_noise(records[0]) == artefacts.strip_noise(records[1])
+    assert artefacts.strip_noise(artefacts.load_json(tmp_path / "out" / "m-train.json")) == artefacts.strip_noise(record)
 
 
 @pytest.mark.parametrize("schedule, last_lr", [("cosine", 0.0), ("none", 0.01)])
