@@ -3,7 +3,8 @@
 
 Runs the study in study.py: steps on a base configuration (seed 42), the finalists over seeds, the model
 and decoding chosen on validation, then the test set decoded for that choice. Checkpoints go to the
-git-ignored runs folder; a run is reused only when its saved config equals the one asked for.
+git-ignored runs folder; a finished run of the config asked for is reused, an interrupted one continues
+from its last epoch.
 
     python strongest.py [--seeds 42 43 44] [--num_threads 1]
 """

@@ -68,7 +68,7 @@ def train_or_reuse(run, corpus, dirs, device):
         return artefacts.load_json(path, "study run")
     print(f"training {run.name}", flush=True)
     with run_lock(ckpt):
-        record = training.train(run.config, corpus, ckpt, device, log=lambda line: None)
+        record = training.train(run.config, corpus, ckpt, device, log=lambda line: None, resume=True)  # after a stop
     if record["status"] != "completed":
         raise InputError(f"study run {run.name} diverged at epoch {len(record['history']['epoch']) + 1}")
     artefacts.save_result(record, path)
