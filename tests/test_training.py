@@ -101,7 +101,8 @@ def test_the_cli_resumes_after_ctrl_c_or_a_kill_to_the_uninterrupted_record(unin
     """Slow: trainings of the command line, stopped after epoch 1 of 3 and resumed."""
     folder, record = uninterrupted
     proc = subprocess.Popen(train_command(folder), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+                            stderr=subprocess.PIPE, text=True, bufsize=1,  # Ctrl-C reaches it even when the suite
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # runs in the background
     for line in iter(proc.stdout.readline, ""):
         if line.startswith("epoch  1/3"):
             proc.send_signal(sig)
