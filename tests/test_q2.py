@@ -9,7 +9,6 @@ import torch.nn as nn
 import cnn as q2
 import cli
 import intel
-import utils
 from conftest import course_file, run_script
 
 
