@@ -168,3 +168,24 @@ def test_the_manifest_holds_every_json_the_report_reads_and_the_results_index_na
         assert os.path.exists(os.path.join(ROOT, "results", entry["file"])), entry["file"]
         assert entry["command"] or entry.get("frozen"), entry["file"]  # written by a command, or frozen data
     assert "manifest.json" in open(os.path.join(ROOT, "results", "README.md"), encoding="utf-8").read()
+
+
+def expand_braces(pattern):
+    """'q3/{a,b}-x.json' -> ['q3/a-x.json', 'q3/b-x.json'] (nested alternatives too)."""
+    m = re.search(r"\{([^{}]*)\}", pattern)
+    if not m:
+        return [pattern]
+    return [p for alt in m.group(1).split(",") for p in expand_braces(pattern[:m.start()] + alt + pattern[m.end():])]
+
+
+def test_the_results_index_has_a_row_for_every_file_of_the_manifest():
+    import fnmatch
+
+    index = open(os.path.join(ROOT, "results", "README.md"), encoding="utf-8").read()
+    patterns, folder = [], ""
+    for row in (line for line in index.splitlines() if line.startswith("| `")):
+        for token in re.findall(r"`([^`]+)`", row.split("|")[1]):
+            folder = token.split("/")[0] + "/" if "/" in token else folder  # a name without folder: the row's
+            patterns += expand_braces(token if "/" in token else folder + token)
+    for entry in reporting.manifest():
+        assert any(fnmatch.fnmatch(entry["file"], p) for p in patterns), entry["file"]
