@@ -110,16 +110,20 @@ def main():
     ratio = {k: rows["reference"][k] / rows["ours"][k] for k in ("train", "decode", "epoch")}
     print(f"speed-up: train x{ratio['train']:.2f}, decode x{ratio['decode']:.2f}, epoch x{ratio['epoch']:.2f}")
 
-    beams = {}
-    if args.beam_sizes:
-        decoder_model.eval()
-        for k in args.beam_sizes:
-            t, _ = timed(lambda: decoding.beam_search_dataset(decoder_model, valid_set, 500, 50, beam_size=k))
-            beams[str(k)] = t / len(valid_set) * 1000
-            print(f"beam {k:>2}: {beams[str(k)]:.2f} s per 1,000 words")
+    beams = time_beams(decoder_model.eval(), valid_set, args.beam_sizes)
     artefacts.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
                      "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
                      "data": source, "decode_checkpoint": args.checkpoint}, args.out)
+
+
+def time_beams(model, valid_set, beam_sizes):
+    """Seconds per 1,000 words of beam search, per beam size."""
+    beams = {}
+    for k in beam_sizes:
+        t, _ = timed(lambda: decoding.beam_search_dataset(model, valid_set, 500, 50, beam_size=k))
+        beams[str(k)] = t / len(valid_set) * 1000
+        print(f"beam {k:>2}: {beams[str(k)]:.2f} s per 1,000 words")
+    return beams
 
 
 if __name__ == "__main__":
