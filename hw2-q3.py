@@ -25,6 +25,7 @@ from locks import run_lock
 from plots import plot
 
 DEFAULTS = training.TrainConfig()
+ASSIGNMENT_CHECKPOINTS = ("attn.pt", "no-attn.pt")  # the committed runs' checkpoints, which a trial run leaves alone
 
 
 # ---- train ----------------------------------------------------------------------------------------
@@ -35,7 +36,7 @@ def train(args, device):
                                data=data.data_source(args.data_dir, args.data_fallback)).check()
     identity = {"config": cfg.to_dict(), "device": str(device)}
     out = artefacts.trial_path(result_path(args, "train"), identity)
-    if out != result_path(args, "train") and args.checkpoint_default:  # a trial run keeps attn.pt as it is
+    if out != result_path(args, "train") and args.checkpoint_name in ASSIGNMENT_CHECKPOINTS:  # typed or default
         args.checkpoint_name = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
         print(f"{result_path(args, 'train')} records another run: this one goes to {out} and {args.checkpoint_name}")
     if args.reuse and artefacts.same_run(out, identity) and training.finished_run(out, args.checkpoint_name, cfg):
@@ -265,9 +266,11 @@ def parse_args(argv=None):
                  if args.hidden_size % 2 else "--input_feed needs --use_attn")
     if args.mode == "test" and args.topp is not None and args.beam_size:
         te.error("--topp and --beam_size are two decodings: choose one")
-    args.checkpoint_default, args.checkpoint_name = args.checkpoint_name is None, args.checkpoint_name or (
-        "attn.pt" if args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None else "no-attn.pt")
-    args.data_fallback, args.data_dir = args.data_dir is None, args.data_dir or "data"
+    args.checkpoint_name = os.path.normpath(args.checkpoint_name or (  # ./attn.pt is attn.pt, data/ is data
+        "attn.pt" if args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None else "no-attn.pt"))
+    args.data_fallback, args.data_dir = args.data_dir is None, os.path.normpath(args.data_dir or "data")
+    if hasattr(args, "out_dir"):
+        args.out_dir = os.path.normpath(args.out_dir)
     args.progress = not getattr(args, "quiet", True) and sys.stderr.isatty()
     return args
 

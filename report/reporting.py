@@ -137,19 +137,25 @@ def readme_speed():
     ])
 
 
-def update_readme():
-    path = os.path.join(ROOT, "README.md")
-    text = read_text(path)
-    new = text
+def with_generated_parts(text, path="README.md"):
+    """text (the README) with each generated part, between its <!-- tag:start --> and <!-- tag:end -->
+    markers, replaced by what the results JSONs give now."""
     blocks = [("results", readme_results()), ("speed", readme_speed()),
               ("spell", "```\n" + read_text(os.path.join(ROOT, "results", "q3", "strongest-spell.txt")).strip() + "\n```")]
     for tag, body in blocks:
         start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
-        if start not in new or end not in new:
+        if start not in text or end not in text:
             raise InputError(f"{path}: the markers {start} ... {end} are missing")
-        head, _, rest = new.partition(start)
+        head, _, rest = text.partition(start)
         _, _, tail = rest.partition(end)
-        new = f"{head}{start}\n{body}\n{end}{tail}"
+        text = f"{head}{start}\n{body}\n{end}{tail}"
+    return text
+
+
+def update_readme():
+    path = os.path.join(ROOT, "README.md")
+    text = read_text(path)
+    new = with_generated_parts(text, path)
     if new != text:
         artefacts.atomic_write(path, lambda f: f.write(new.encode("utf-8")))
         print("updated the generated parts of README.md")

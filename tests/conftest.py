@@ -1,7 +1,15 @@
+"""What the tests share, each written once: the word list, a corpus on disk, vocabularies, a tiny Intel
+.npz, a small model trained once for the session, the teacher-forced log-probability, and the runner of
+the repository's scripts."""
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+import traceback
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,26 +17,215 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "report"))  # report/reporting.py
 
+import data  # noqa: E402
+import matplotlib.pyplot  # noqa: E402,F401  imported once here: the scripts forked by run_script start warm
+import sklearn.metrics  # noqa: E402,F401
+import torch._dynamo  # noqa: E402,F401  (an optimizer's first construction imports it)
+import training  # noqa: E402
+from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model, length_mask  # noqa: E402
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-
-def course_file(name):
-    """Path of a course data file under data/, or skip the test with a reason."""
-    path = os.path.join(ROOT, "data", name)
-    if not os.path.exists(path):
-        pytest.skip(f"course data data/{name} absent (.ci/run links it from ../shared/data)")
-    return path
-
-
-def run_script(script, *args, cwd=None, stdin=None, timeout=300):
-    """Run one of the repository's scripts as a user would: (returncode, stdout, stderr)."""
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], cwd=cwd or ROOT,
-                          input=stdin, capture_output=True, timeout=timeout, env=env)
-    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
+         ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck"),
+         ("l aɪ ə n", "lion"), ("b ɛ ə", "bear")]
+PAIRS = [(p.split(), w) for p, w in WORDS]  # as data.read_pairs returns them
+CORPUS = {s: PAIRS for s in data.SPLITS}  # as data.load_corpus returns it
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
     """Every test that runs a model runs on the CPU and, where CUDA is available, on the GPU too."""
     return torch.device(request.param)
+
+
+# ---- data on disk ------------------------------------------------------------------------------------
+
+def write_corpus(folder, words=WORDS, splits=data.SPLITS, text=None):
+    """folder/<split>.tsv for each split, the lines of words (or the given text); returns folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in splits:
+        (folder / f"{s}.tsv").write_text(text if text is not None else "".join(f"{p}\t{w}\n" for p, w in words),
+                                         encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def corpus_dir(tmp_path):
+    return write_corpus(tmp_path / "data")
+
+
+def vocabularies(pairs=PAIRS):
+    """(src_vocab, tgt_vocab) as training builds them from the training pairs."""
+    return data.Vocabulary.build(p for p, _ in pairs), data.Vocabulary.build(w for _, w in pairs)
+
+
+def intel_npz(path, sizes=(24, 12, 12), seed=0, **changes):
+    """A tiny Intel-like .npz: random uint8 (N, 48, 48, 3) images, labels 0-5 in turn as (N, 1); changes
+    replace arrays (None removes one). Returns the path as a string."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for key, n in zip(("train", "val", "test"), sizes):
+        arrays[f"{key}_images"] = rng.integers(0, 256, (n, 48, 48, 3), dtype=np.uint8)
+        arrays[f"{key}_labels"] = (np.arange(n) % 6).reshape(-1, 1).astype(np.int64)
+    arrays.update(changes)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return str(path)
+
+
+def course_file(name):
+    """Path of a course data file under data/, or skip the test with a reason."""
+    path = os.path.join(ROOT, "data", name)
+    if not os.path.exists(path):
+        pytest.skip(f"the course data file data/{name} is not here (see the README's Data section)")
+    return path
+
+
+# ---- models ------------------------------------------------------------------------------------------
+
+def tiny_config(**fields):
+    """A full TrainConfig of a small model: every field the checkpoint of a real run holds."""
+    return training.TrainConfig(**{"use_attn": True, "hidden_size": 16, "dropout": 0.0, "batch_size": 4,
+                                   **fields}).check()
+
+
+def random_model(use_attn=True, input_feed=False, seed=0, V_src=12, V_tgt=10, H=16):
+    """An untrained model of our build_model, in eval mode."""
+    torch.manual_seed(seed)
+    return build_model(training.TrainConfig(use_attn=use_attn, hidden_size=H, dropout=0.0, input_feed=input_feed),
+                       V_src, V_tgt).eval()
+
+
+def course_model(use_attn, V_src=12, V_tgt=10, H=16, dropout=0.3):
+    """Built exactly as the course's hw2-q3.py builds it: positional arguments, no extras."""
+    encoder = Encoder(V_src, H, data.PAD_IDX, dropout)
+    attn = BahdanauAttention(H) if use_attn else None
+    return Seq2Seq(encoder, Decoder(H, V_tgt, attn, data.PAD_IDX, dropout))
+
+
+def random_batch(seed=0, B=5, V_src=12, V_tgt=10, S=7, T=6):
+    """(src (B, S) padded after each length, lengths (B,), tgt (B, T) starting with SOS) of random ids."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([S, 3, 5, 1, 6][:B])
+    src = torch.randint(4, V_src, (B, S), generator=g)
+    src[~length_mask(lengths, S)] = data.PAD_IDX
+    tgt = torch.randint(4, V_tgt, (B, T), generator=g)
+    tgt[:, 0] = data.SOS_IDX
+    return src, lengths, tgt
+
+
+class Bigram(torch.nn.Module):
+    """A hand-made model whose next token depends on the last one only: P(next | last) = table[last][next].
+    It offers what decoding calls: encoder, decoder (without attention), generator, and the forward of Seq2Seq."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.log_table = torch.nn.Parameter(torch.tensor(table).log(), requires_grad=False)  # (V, V)
+        self.encoder = lambda src, lengths: (torch.zeros(len(src), 1, 1), (torch.zeros(1, len(src), 1),) * 2)
+        self.decoder = _BigramDecoder(self.log_table)
+        self.generator = torch.nn.Identity()  # the decoder's output is already the log-probabilities
+
+    def forward(self, src, src_lengths, tgt):
+        return self.log_table[tgt[:, :-1]], None
+
+
+class _BigramDecoder:
+    attn = None
+
+    def __init__(self, log_table):
+        self.log_table = log_table
+
+    def __call__(self, tgt, state, encoder_outputs, src_lengths, keys=None):
+        return self.log_table[tgt], state
+
+
+def tiny_train(cfg, checkpoint, corpus=CORPUS, device="cpu"):
+    """training.train, quietly: the record, the checkpoint at checkpoint."""
+    return training.train(cfg, corpus, str(checkpoint), torch.device(device), log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A small attention model trained for 8 epochs on WORDS (confident, not perfect): (model, dataset of
+    WORDS, checkpoint path)."""
+    path = tmp_path_factory.mktemp("trained") / "attn.pt"
+    tiny_train(tiny_config(hidden_size=32, lr=0.01, n_epochs=8), path)
+    model, src_vocab, tgt_vocab, _ = training.load_checkpoint(str(path), torch.device("cpu"))
+    return model, data.Seq2SeqDataset(PAIRS, src_vocab, tgt_vocab), path
+
+
+def teacher_forced_log_prob(model, src, tokens):
+    """log P(tokens | src) of one word, step by step from SOS by the model's own forward: src (S,), tokens
+    a list of ids ending with EOS."""
+    tgt = torch.tensor([[data.SOS_IDX] + list(tokens)], device=src.device)
+    with torch.no_grad():
+        logits, _ = model(src[None], torch.tensor([len(src)], device=src.device), tgt)
+    return torch.log_softmax(logits[0], -1).gather(1, tgt[0, 1:, None]).sum().item()
+
+
+# ---- the scripts, run as a user runs them ---------------------------------------------------------------
+
+def run_script(script, *args, cwd=None, stdin=None, timeout=300):
+    """Run one of the repository's scripts with these arguments: (exit code, stdout, stderr).
+
+    The command runs in a child process forked from the test process, as __main__, with its own
+    standard streams and working folder: the program a user starts, without the two seconds a fresh
+    interpreter spends importing torch. run_fresh starts a new interpreter where that matters."""
+    with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        inp.write(stdin or b"")
+        inp.seek(0)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _run_child(script, args, cwd, (inp, out, err))
+        deadline = time.time() + timeout
+        while not (done := os.waitpid(pid, os.WNOHANG))[0]:
+            if time.time() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail(f"{script} {' '.join(map(str, args))}: no exit within {timeout} s")
+            time.sleep(0.005)
+        out.seek(0)
+        err.seek(0)
+        decode = lambda f: f.read().decode("utf-8", "replace")
+        return os.waitstatus_to_exitcode(done[1]), decode(out), decode(err)
+
+
+def _run_child(script, args, cwd, files):
+    """In the forked child: the streams on files, argv, the folder, then the script as __main__; never returns."""
+    import runpy
+
+    code = 1
+    try:
+        for fd, f in enumerate(files):
+            os.dup2(f.fileno(), fd)
+        sys.stdin, sys.stdout, sys.stderr = (open(fd, mode, encoding="utf-8", closefd=False)
+                                             for fd, mode in ((0, "r"), (1, "w"), (2, "w")))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(cwd or ROOT)
+        sys.argv = [script, *map(str, args)]
+        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+FRESH_ENV = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
+
+
+def fresh_command(script, *args):
+    return [sys.executable, os.path.join(ROOT, script), *map(str, args)]
+
+
+def run_fresh(script, *args, cwd=None, stdin=None, timeout=300):
+    """run_script in a new interpreter: for what a fork cannot show (imports, signals, pipes)."""
+    proc = subprocess.run(fresh_command(script, *args), cwd=cwd or ROOT, input=stdin, capture_output=True,
+                          timeout=timeout, env=FRESH_ENV)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")

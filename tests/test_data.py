@@ -1,5 +1,5 @@
 """data.py is the course's: its hw2-q3.py's data calls, exactly as the course writes them, run on our file
-beside our models.py; our own scripts' richer functions agree with them."""
+beside our models.py; our own scripts' richer functions agree with them. (Malformed files: the bad-input table.)"""
 from functools import partial
 
 import torch
@@ -7,13 +7,12 @@ from torch.utils.data import DataLoader
 
 from data import EOS_IDX, PAD_IDX, SOS_IDX, UNK_IDX, Seq2SeqDataset, Vocabulary, collate_samples  # the course's
 import data
+from conftest import PAIRS, WORDS, vocabularies, write_corpus
 from models import BahdanauAttention, Decoder, Encoder, Seq2Seq
 
-WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse")]
 
-
-def write_tsv(path, words=WORDS):
-    path.write_text("".join(f"{p}\t{w}\n" for p, w in words), encoding="utf-8")
+def write_tsv(path, words=WORDS[:5]):
+    write_corpus(path.parent, words, splits=[path.stem])
     return str(path)
 
 
@@ -66,3 +65,23 @@ def test_our_sorted_vocabulary_round_trips_through_its_symbols():
     assert v.symbols == ["PAD", "SOS", "EOS", "UNK", "a", "b", "c", "d"]
     w = data.Vocabulary.from_symbols(v.symbols)
     assert w.word2index == v.word2index and w.index2word == v.index2word
+
+
+def test_unknown_symbols_encode_as_unk_and_decoding_stops_at_eos():
+    v = data.Vocabulary.build(["cab"])
+    assert v.encode("cz") == [v.word2index["c"], UNK_IDX]
+    assert v.decode([v.word2index["a"], EOS_IDX, v.word2index["b"]]) == ["a"]
+
+
+def test_the_padded_batch_equals_the_course_collate_of_the_same_words():
+    dataset = Seq2SeqDataset(PAIRS, *vocabularies())
+    idx = torch.tensor([4, 0, 10])
+    src, lengths, tgt, _ = dataset.batch(idx)
+    X, Y = collate_samples([dataset[i] for i in idx.tolist()], PAD_IDX)
+    assert torch.equal(X, src) and torch.equal(Y, tgt) and lengths.tolist() == [3, 3, 4]
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_not_part_of_the_words(tmp_path):
+    path = tmp_path / "bom.tsv"
+    path.write_bytes("\ufeffk æ t\tcat\r\nd ɔ ɡ\tdog\r\n".encode("utf-8"))
+    assert data.read_pairs(str(path)) == [(["k", "æ", "t"], "cat"), (["d", "ɔ", "ɡ"], "dog")]

@@ -1,9 +1,28 @@
-"""metrics.py: the intervals against values worked out independently of the code."""
+"""metrics.py: CER, WER and WER@k by hand, the length bins, and the intervals against values worked out
+independently of the code."""
 import math
 
 import pytest
 
 import metrics
+
+
+def test_cer_and_wer_by_hand():
+    cer, wer = metrics.cer_wer(["cat", "dig", "hose"], ["cat", "dog", "house"])  # 0, 1, 1 edits in 3 + 3 + 5 letters
+    assert cer == pytest.approx(2 / 11) and wer == pytest.approx(2 / 3)
+
+
+def test_wer_at_k_is_the_share_of_words_that_no_prediction_gets_right():
+    golds = ["cat", "dog", "house"]
+    samples = [["cat", "dig", "hose"], ["kat", "dog", "howse"], ["cat", "dug", "hous"]]  # house: never right
+    assert metrics.wer_at_k(samples, golds) == pytest.approx(1 / 3)
+    assert metrics.wer_at_k(samples[:1], golds) == pytest.approx(2 / 3)  # k = 1 is the WER
+
+
+def test_words_are_binned_by_length_with_their_own_cer_and_wer():
+    rows = metrics.by_length(["kat", "dogs", "hosses"], ["cat", "dogs", "horses"], [3, 4, 6])
+    assert rows == [{"lengths": "1-4", "words": 2, "cer": pytest.approx(1 / 7), "wer": pytest.approx(1 / 2)},
+                    {"lengths": "5-6", "words": 1, "cer": pytest.approx(1 / 6), "wer": 1.0}]
 
 
 def test_wilson_interval_of_8_of_10_is_the_textbook_one():

@@ -1,5 +1,7 @@
-"""The report: built from the committed JSONs after checking them, every printed number equal to its JSON
-field, no hand-typed decimals, no typesetting slips, placeholders refused by --final."""
+"""report/reporting.py and report/build.py: the report built from the committed JSONs after checking them,
+every printed number equal to its JSON field, no hand-typed decimals, no typesetting slips, placeholders
+refused by --final; the README's generated parts equal to what the JSONs give; the results manifest
+behind reproduce.sh and the results index."""
 import json
 import os
 import re
@@ -10,7 +12,6 @@ import subprocess
 import pytest
 
 import reporting
-import artefacts
 from cli import InputError
 from conftest import ROOT
 
@@ -67,10 +68,6 @@ def test_the_report_checks_can_fail():
     assert typesetting_slips("the best epoch #fmt(x)\\; then") == []
 
 
-def load_build():
-    return reporting
-
-
 def results(path):
     with open(os.path.join(ROOT, "results", path)) as f:
         return json.load(f)
@@ -87,7 +84,7 @@ PRINTED = {  # the key num() records -> (result file, field) the number must com
 
 
 def test_report_builds_in_its_pages_and_prints_the_numbers_of_the_jsons(tmp_path):
-    numbers = load_build().build(str(tmp_path / "report.pdf"))
+    numbers = reporting.build(str(tmp_path / "report.pdf"))
     assert (tmp_path / "report.pdf").stat().st_size > 10_000
     assert numbers["pages"] <= 11 and numbers["appendix_page"] <= 9
     assert set(numbers["printed"]) == set(PRINTED)
@@ -97,7 +94,7 @@ def test_report_builds_in_its_pages_and_prints_the_numbers_of_the_jsons(tmp_path
 
 
 def test_final_build_refuses_placeholders_and_names_them(tmp_path, monkeypatch):
-    build = load_build()
+    build = reporting
     group, contrib = tmp_path / "group.txt", tmp_path / "contributions.txt"
     group.write_text("PLACEHOLDER: the group\n")
     contrib.write_text("Ana wrote Q1 and Q2; João wrote Q3.\n")
@@ -124,7 +121,7 @@ def test_inputs_are_checked_and_named_before_compiling(tmp_path, damage, message
     shutil.copytree(os.path.join(ROOT, "results"), copy)
     damage(copy / "q3" / "attn-test-greedy.json")
     with pytest.raises(InputError, match=message):
-        load_build().check_inputs(str(copy))
+        reporting.check_inputs(str(copy))
 
 
 def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
@@ -135,7 +132,7 @@ def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
     record["history"] = {k: v[:1] for k, v in record["history"].items()}
     path.write_text(json.dumps(record))
     with pytest.raises(InputError, match="cnn-bn-lr0.01.json: 1 epochs recorded, the report reads 40"):
-        load_build().check_inputs(str(copy))
+        reporting.check_inputs(str(copy))
 
 
 # ---- the results manifest: one table behind the report's inputs, reproduce.sh and the results index ----
@@ -189,3 +186,14 @@ def test_the_results_index_has_a_row_for_every_file_of_the_manifest():
             patterns += expand_braces(token if "/" in token else folder + token)
     for entry in reporting.manifest():
         assert any(fnmatch.fnmatch(entry["file"], p) for p in patterns), entry["file"]
+
+
+def test_the_readme_s_generated_parts_are_those_the_results_give():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert reporting.with_generated_parts(readme) == readme, "run python report/build.py to update README.md"
+    attn = results("q3/attn-test-greedy.json")
+    assert f"CER {attn['cer']:.4f}" in readme.partition("<!-- results:start -->")[2].partition("<!-- results:end -->")[0]
+    stale = readme.replace(f"CER {attn['cer']:.4f}", "CER 0.9999", 1)
+    assert stale != readme and reporting.with_generated_parts(stale) == readme  # a stale number is put right
+    with pytest.raises(InputError, match="the markers <!-- speed:start -->"):
+        reporting.with_generated_parts(readme.replace("<!-- speed:start -->", ""))

@@ -1,27 +1,27 @@
-"""The study end to end on a tiny corpus, with the validation scores fixed so that each branch of the
-choice runs deterministically: which steps are kept, whether they are tried together, which candidate wins."""
+"""study.py (strongest.py is its command line) end to end on a tiny corpus, with the validation scores
+fixed so that each branch of the choice runs deterministically: which steps are kept, whether they are
+tried together, which candidate the study's own choice picks, and what is reused."""
 import json
+import os
 
 import pytest
 
+import artefacts
 import study
 import training
-import artefacts
 from cli import InputError
+from conftest import WORDS, tiny_config, write_corpus
 
-WORDS = [("k æ t", "cat"), ("d ɔ ɡ", "dog"), ("f ɪ ʃ", "fish"), ("b ɜː d", "bird"), ("m aʊ s", "mouse"),
-         ("h ɔː s", "horse"), ("ʃ iː p", "sheep"), ("ɡ oʊ t", "goat"), ("k aʊ", "cow"), ("d ʌ k", "duck")]
-TINY = training.TrainConfig(use_attn=True, hidden_size=16, n_epochs=2, dropout=0.0, batch_size=4, select_on="wer")
+TINY = tiny_config(n_epochs=2, select_on="wer")
+VALID = WORDS[:8]  # validation words of their own, so that the scores of validation can be told apart
 STEPS = {"hidden 24": ("h24", {"hidden_size": 24}), "input feeding": ("feed", {"input_feed": True})}
 
 
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     pytest.importorskip("pysle")
-    data = tmp_path / "data"
-    data.mkdir()
-    for split in ("train", "valid", "test"):
-        (data / f"{split}.tsv").write_text("".join(f"{p}\t{w}\n" for p, w in WORDS), encoding="utf-8")
+    data = write_corpus(tmp_path / "data", splits=("train", "test"))
+    write_corpus(data, VALID, splits=("valid",))
     assignment = tmp_path / "attn-test-greedy.json"
     artefacts.save_json({"examples": [{"gold": w, "pred": w[:-1]} for _, w in WORDS]}, assignment)
     monkeypatch.setattr(study, "BASE", TINY)
@@ -34,45 +34,56 @@ def setup(tmp_path, monkeypatch):
 
 
 def fix_scores(monkeypatch, greedy, decoded):
-    """Greedy validation scores by run name prefix, and each candidate's best decoded score by candidate id."""
-    real = study.train_or_reuse
+    """Fixed validation WERs: a run's greedy score by run-name prefix, and a candidate's decoded score by
+    its members (every beam and penalty alike; 0.9 for members not listed); the study's own choose then
+    picks among them."""
+    real_train, real_load, real_evaluate = study.train_or_reuse, training.load_checkpoint, study.evaluate
 
     def train_or_reuse(run, *args):
-        record = dict(real(run, *args))
+        record = dict(real_train(run, *args))
         wer = next(v for prefix, v in greedy.items() if run.name.startswith(prefix))
         return record | {"best_val_wer": wer, "best_val_cer": wer / 4}
-    monkeypatch.setattr(study, "train_or_reuse", train_or_reuse)
-    real_choose = study.choose
 
-    def choose(cands, *args):
-        rows, grids, _ = real_choose(cands, *args)
-        for r in rows:
-            r["val_wer"], r["chosen"] = decoded[r["candidate"]], False
-        chosen = min(rows, key=study.score)
-        chosen["chosen"] = True
-        return rows, grids, chosen
-    monkeypatch.setattr(study, "choose", choose)
+    def load_checkpoint(path, *args):
+        model, *rest = real_load(path, *args)
+        model.run_name = os.path.basename(path)[:-len(".pt")]
+        return (model, *rest)
+
+    def evaluate(models, dataset, beam, penalty, lexicon=None):
+        scores, preds = real_evaluate(models, dataset, beam, penalty, lexicon)
+        members = frozenset(m.run_name for m in models)
+        if dataset.golds == [w for _, w in VALID] and lexicon is None:
+            scores = {"wer": decoded.get(members, 0.9), "cer": decoded.get(members, 0.9) / 4}
+        return scores, preds
+    monkeypatch.setattr(study, "train_or_reuse", train_or_reuse)
+    monkeypatch.setattr(training, "load_checkpoint", load_checkpoint)
+    monkeypatch.setattr(study, "evaluate", evaluate)
+
+
+def runs(*names):
+    return frozenset(f"strong-{n}" for n in names)
 
 
 def test_kept_steps_are_tried_together_and_validation_chooses_the_record(setup, monkeypatch):
     greedy = {"strong-h24-feed": 0.3, "strong-h24": 0.4, "strong-feed": 0.45, "strong-base": 0.5}
-    decoded = {"base-seed1": 0.5, "base-ensemble": 0.45, "best-seed1": 0.35, "best-ensemble": 0.2,
-               "finalists-ensemble": 0.25, "all-ensemble": 0.3}
+    decoded = {runs("base-seed1"): 0.5, runs("base-seed1", "base-seed2"): 0.45, runs("h24-feed-seed1"): 0.35,
+               runs("h24-feed-seed1", "h24-feed-seed2"): 0.2}
     fix_scores(monkeypatch, greedy, decoded)
     record = study.run(**setup)
     rows = json.loads(open(setup["out_dir"] + "/strongest-ablation.json").read())["rows"]
     assert [r["step"] for r in rows] == ["base", "hidden 24", "input feeding", "hidden 24 + input feeding"]
     assert [r["kept"] for r in rows] == [None, True, True, None]
     assert record["best_steps"] == ["hidden 24", "input feeding"]
-    assert [c["candidate"] for c in record["candidates"]] == list(decoded)
+    assert [c["candidate"] for c in record["candidates"]] == ["base-seed1", "base-ensemble", "best-seed1",
+                                                              "best-ensemble", "finalists-ensemble", "all-ensemble"]
     assert record["choice"]["candidate"] == "best-ensemble" and record["choice"]["members"] == [
         "strong-h24-feed-seed1", "strong-h24-feed-seed2"]
     assert [m["run"] for m in record["members"]] == record["choice"]["members"]
-    assert record["wer_ci"][0] <= record["test_wer"] <= record["wer_ci"][1]
+    assert record["choice"]["val_wer"] == 0.2 and record["choice"]["beam_size"] == 1  # the first of equal decodings
     assert record["params_total"] == sum(m["params"] for m in record["members"])
     assert record["earlier_test_reads"] == []
     # a second study that chooses differently keeps the first one's test read as data
-    decoded["all-ensemble"] = 0.1
+    decoded[frozenset(record["candidates"][-1]["members"])] = 0.1  # the ensemble of every model
     again = study.run(**setup)
     assert again["choice"]["candidate"] == "all-ensemble"
     assert again["earlier_test_reads"][0]["choice"]["candidate"] == "best-ensemble"
@@ -81,7 +92,7 @@ def test_kept_steps_are_tried_together_and_validation_chooses_the_record(setup, 
 
 def test_no_kept_step_leaves_the_base_as_the_only_finalist(setup, monkeypatch):
     fix_scores(monkeypatch, {"strong-base": 0.3, "strong-": 0.6},
-               {"base-seed1": 0.2, "base-ensemble": 0.4, "all-ensemble": 0.5})
+               {runs("base-seed1"): 0.2, runs("base-seed1", "base-seed2"): 0.4})
     record = study.run(**setup)
     assert record["best_steps"] == [] and list(record["finalists"]) == ["base"]
     assert [c["candidate"] for c in record["candidates"]] == ["base-seed1", "base-ensemble", "all-ensemble"]

@@ -1,0 +1,131 @@
+"""cnn.py: the assignment's two networks (parameter counts, layer order, switches), the training loop
+(a last batch of one left out with batch norm, divergence, the best epoch's weights kept), the batch-norm
+re-estimate, the confusion matrix. (The command line: test_cli_q2.py.)"""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import cnn as q2
+
+
+def test_parameter_counts_match_the_assignment_networks():
+    assert q2.get_number_trainable_params(q2.CNN(0.1, batch_norm=False)) == 5_340_742
+    assert q2.get_number_trainable_params(q2.CNN(0.1, batch_norm=True)) == 755_718
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_output_is_log_probabilities(batch_norm, device):
+    model = q2.CNN(0.1, batch_norm=batch_norm).eval().to(device)
+    out = model(torch.rand(5, 3, 48, 48, device=device))
+    assert out.shape == (5, 6)
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(5, device=device))
+
+
+def test_switches_change_the_structure():
+    vanilla = q2.CNN(0.1, batch_norm=False)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in vanilla.modules())
+    assert isinstance(vanilla.pool, nn.Identity) and vanilla.fc1.in_features == 128 * 6 * 6
+    bn = q2.CNN(0.1, batch_norm=True)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn.modules()) == 3
+    assert isinstance(bn.bn1, nn.BatchNorm1d) and isinstance(bn.pool, nn.AdaptiveAvgPool2d)
+    assert bn.fc1.in_features == 128
+    no_pool = q2.CNN(0.1, maxpool=False, batch_norm=False, image_size=16)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in no_pool.modules())
+    assert no_pool.fc1.in_features == 128 * 16 * 16
+    assert no_pool(torch.rand(2, 3, 16, 16)).shape == (2, 6)
+    block = q2.ConvBlock(3, 8, 3, maxpool=True, batch_norm=False, dropout=0.1)
+    assert block(torch.rand(1, 3, 10, 10)).shape == (1, 8, 5, 5)
+    assert block.conv.padding == (1, 1) and block.conv.stride == (1, 1)
+
+
+def record_calls(modules):
+    """Forward hooks that append each module's name when it runs."""
+    order = []
+    for name, m in modules.items():
+        m.register_forward_hook(lambda mod, inp, out, name=name: order.append(name))
+    return order
+
+
+def test_conv_block_runs_conv_batchnorm_relu_maxpool_dropout_in_that_order():
+    block = q2.ConvBlock(3, 8, 3, maxpool=True, batch_norm=True, dropout=0.1)
+    order = record_calls({n: getattr(block, n) for n in ("conv", "bn", "relu", "pool", "dropout")})
+    block(torch.rand(2, 3, 8, 8))
+    assert order == ["conv", "bn", "relu", "pool", "dropout"]
+    assert isinstance(block.bn, nn.BatchNorm2d) and isinstance(block.pool, nn.MaxPool2d)
+
+
+def test_mlp_batchnorm_comes_after_relu_and_before_dropout():
+    model = q2.CNN(0.1, batch_norm=True).train()
+    seen = {}
+    model.bn1.register_forward_hook(lambda m, inp, out: seen.update(bn_in=inp[0]))
+    order = record_calls({"fc1": model.fc1, "bn1": model.bn1, "dropout": model.dropout, "fc2": model.fc2})
+    model(torch.rand(4, 3, 48, 48))
+    assert order == ["fc1", "bn1", "dropout", "fc2"]
+    assert (seen["bn_in"] >= 0).all() and (seen["bn_in"] == 0).any(), "BatchNorm1d reads the ReLU output"
+
+
+def test_confusion_counts_true_rows_and_predicted_columns():
+    cm = q2.confusion(torch.tensor([0, 0, 1, 5]), torch.tensor([0, 2, 1, 0]))
+    assert cm[0] == [1, 0, 1, 0, 0, 0] and cm[1][1] == 1 and cm[5][0] == 1 and sum(map(sum, cm)) == 4
+
+
+def test_a_last_batch_of_one_image_is_left_out_with_batch_norm(device):
+    torch.manual_seed(0)
+    model = q2.CNN(0.1, batch_norm=True).to(device)
+    X, y = torch.rand(9, 3, 48, 48, device=device), torch.arange(9, device=device) % 6
+    loss = q2.train_epoch(model, X, y, torch.optim.SGD(model.parameters(), lr=0.01), 8, torch.Generator().manual_seed(0),
+                          progress=False)
+    assert math.isfinite(loss)  # BatchNorm1d would fail on the last batch of one; it is left out
+
+
+def test_reestimated_bn_accuracy_leaves_model_and_random_stream_alone():
+    torch.manual_seed(0)
+    model = q2.CNN(0.1, batch_norm=True)
+    X, y = torch.rand(40, 3, 48, 48), torch.arange(40) % 6
+    model.train()
+    model(X[:8])  # running statistics from one small batch
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = torch.get_rng_state()
+    q2.reestimated_bn_accuracy(model, X, X, y, batch_size=10)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def splits(n=(24, 12, 12), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {s: (torch.rand(k, 3, 48, 48, generator=g), torch.arange(k) % 6) for s, k in zip(("train", "dev", "test"), n)}
+
+
+def fit(model, data, lr=0.01, epochs=2, **kwargs):
+    torch.manual_seed(0)
+    return q2.fit(model, data, torch.optim.SGD(model.parameters(), lr=lr), epochs, 8, seed=0, log=lambda line: None,
+                  **kwargs)
+
+
+def test_the_model_ends_with_the_weights_of_its_best_validation_epoch():
+    torch.manual_seed(0)
+    model, data = q2.CNN(0.0, batch_norm=True), splits()
+    out = fit(model, data, lr=0.05, epochs=4)
+    assert out["status"] == "completed" and len(out["history"]["val_acc_reestimated_bn"]) == 4
+    assert out["best_val_acc"] == max(out["history"]["val_acc"]) > out["history"]["val_acc"][-1]  # a worse last epoch
+    assert out["best_epoch"] == out["history"]["val_acc"].index(out["best_val_acc"]) + 1
+    assert q2.evaluate(model, *data["dev"]) == out["best_val_acc"]
+
+
+def test_a_non_finite_loss_stops_the_run_as_diverged():
+    torch.manual_seed(0)
+    out = fit(q2.CNN(0.1, batch_norm=False), splits(), lr=1e12, epochs=3)
+    assert out["status"] == "diverged" and out["history"]["epoch"] == [] and out["final_test_acc"] is None
+
+
+def test_channels_last_trains_as_the_default_layout_up_to_rounding():
+    """Without dropout (whose masks follow the memory layout) the two layouts train the same."""
+    losses = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        torch.manual_seed(0)
+        model = q2.CNN(0.0, batch_norm=True).to(memory_format=fmt)
+        data = {s: (X.contiguous(memory_format=fmt), y) for s, (X, y) in splits().items()}
+        losses.append(fit(model, data, epochs=1)["history"]["train_loss"][0])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)

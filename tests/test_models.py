@@ -1,0 +1,159 @@
+"""models.py: the assignment's attention equations, padding that changes nothing, the batch equal to its
+words one by one, teacher forcing in bulk equal to the step-by-step loop, the encoder's final state, input
+feeding, and the course's contract (its constructors, its training step, a bare state_dict)."""
+import pytest
+import torch
+
+from conftest import course_model, random_batch, random_model
+from data import EOS_IDX, PAD_IDX
+import training
+from models import BahdanauAttention, Encoder, build_model, length_mask, reshape_state
+
+DECODERS = [(False, False), (True, False), (True, True)]  # (use_attn, input_feed)
+
+
+def test_attention_weights_sum_to_one_and_are_zero_on_padding(device):
+    torch.manual_seed(0)
+    attn = BahdanauAttention(8).to(device)
+    lengths = torch.tensor([4, 2, 1], device=device)
+    out, alpha = attn(torch.randn(3, 5, 8, device=device), torch.randn(3, 4, 8, device=device), lengths,
+                      return_weights=True)
+    assert out.shape == (3, 5, 8) and alpha.shape == (3, 5, 4)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, 5, device=device))
+    assert (alpha[~length_mask(lengths, 4)[:, None].expand_as(alpha)] == 0).all()
+
+
+def test_attention_is_the_assignment_equations_written_out():
+    torch.manual_seed(0)
+    attn = BahdanauAttention(6)
+    s, h = torch.randn(6), torch.randn(4, 6)
+    e = torch.stack([attn.v.weight[0] @ torch.tanh(attn.W_s.weight @ s + attn.W_h.weight @ h_i) for h_i in h])
+    expected = torch.tanh(attn.W_out.weight @ torch.cat([torch.softmax(e, 0) @ h, s]))
+    torch.testing.assert_close(attn(s[None, None], h[None], torch.tensor([4]))[0, 0], expected)
+
+
+@pytest.mark.parametrize("use_attn, input_feed", DECODERS)
+def test_outputs_do_not_depend_on_padded_positions(use_attn, input_feed, device):
+    model = random_model(use_attn, input_feed).to(device)
+    src, lengths, tgt = (t.to(device) for t in random_batch())
+    noisy = src.clone()
+    pad = ~length_mask(lengths, src.size(1))
+    noisy[pad] = torch.randint(4, 12, (int(pad.sum()),), device=device)
+    with torch.no_grad():
+        torch.testing.assert_close(model(src, lengths, tgt)[0], model(noisy, lengths, tgt)[0])
+
+
+@pytest.mark.parametrize("use_attn, input_feed", DECODERS)
+def test_a_batch_equals_its_words_one_by_one(use_attn, input_feed, device):
+    model = random_model(use_attn, input_feed).to(device)
+    src, lengths, tgt = (t.to(device) for t in random_batch())
+    with torch.no_grad():
+        enc_b, (h_b, _) = model.encoder(src, lengths)
+        logits_b, _ = model(src, lengths, tgt)
+        for i, n in enumerate(lengths.tolist()):
+            one_src, one_len = src[i:i + 1, :n], lengths[i:i + 1]
+            enc_1, (h_1, _) = model.encoder(one_src, one_len)
+            torch.testing.assert_close(enc_b[i:i + 1, :n], enc_1)
+            torch.testing.assert_close(h_b[:, i:i + 1], h_1)
+            torch.testing.assert_close(logits_b[i:i + 1], model(one_src, one_len, tgt[i:i + 1])[0])
+
+
+@pytest.mark.parametrize("use_attn, input_feed", DECODERS)
+def test_teacher_forcing_in_bulk_equals_the_step_by_step_loop(use_attn, input_feed, device):
+    model = random_model(use_attn, input_feed).to(device)
+    src, lengths, tgt = (t.to(device) for t in random_batch())
+    with torch.no_grad():
+        bulk, _ = model(src, lengths, tgt)
+        enc, state = model.encoder(src, lengths)
+        steps = []
+        for t in range(tgt.size(1) - 1):  # the whole target goes in; its last token is never an input
+            out, state = model.decoder(tgt[:, t:t + 1], state, enc, lengths)
+            steps.append(model.generator(out))
+    torch.testing.assert_close(bulk, torch.cat(steps, 1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_the_encoder_hands_over_forward_at_the_last_real_step_and_backward_at_step_0(num_layers):
+    torch.manual_seed(0)
+    encoder = Encoder(12, 16, PAD_IDX, 0.0, num_layers=num_layers).eval()
+    src, lengths, _ = random_batch()
+    with torch.no_grad():
+        outputs, (h, c) = encoder(src, lengths)
+    assert h.shape == c.shape == (1, 5, 16)  # the top layer only, both directions side by side
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(h[0, i, :8], outputs[i, n - 1, :8])
+        torch.testing.assert_close(h[0, i, 8:], outputs[i, 0, 8:])
+
+
+def test_input_feeding_feeds_the_previous_attentional_state():
+    """Step t's LSTM input is [embedding of y_{t-1}; s~_{t-1}] with s~_0 = 0: rebuilt here by hand."""
+    model = random_model(input_feed=True)
+    src, lengths, tgt = random_batch()
+    dec = model.decoder
+    with torch.no_grad():
+        enc, (h, c) = model.encoder(src, lengths)
+        out, state = dec(tgt, (h, c), enc, lengths)
+        feed = torch.zeros(5, 1, 16)
+        for t in range(tgt.size(1) - 1):
+            o, (h, c) = dec.lstm(torch.cat([dec.embedding(tgt[:, t:t + 1]), feed], -1), (h, c))
+            feed = dec.attn(o, enc, lengths)
+            torch.testing.assert_close(out[:, t:t + 1], feed)
+    torch.testing.assert_close(state[2], feed.transpose(0, 1))
+
+
+# ---- the course's contract: its hw2-q3.py drives our modules like this --------------------------------
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_the_course_training_step_takes_the_whole_target_and_learns(use_attn):
+    torch.manual_seed(0)
+    model = course_model(use_attn).train()
+    src, lengths, tgt = random_batch()
+    tgt[:, -1] = EOS_IDX
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=PAD_IDX)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        outputs, _ = model(src, (src != PAD_IDX).sum(1), tgt)  # the lengths as the course computes them
+        assert outputs.shape == (5, tgt.size(1) - 1, 10), "one prediction per target position after SOS"
+        loss = criterion(outputs.reshape(-1, outputs.shape[-1]), tgt[:, 1:].reshape(-1))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_decoder_takes_the_encoder_state_in_either_layout():
+    model = course_model(True).eval()
+    src, lengths, tgt = random_batch()
+    enc, _ = model.encoder(src, lengths)
+    torch.manual_seed(0)
+    raw = (torch.randn(2, 5, 8), torch.randn(2, 5, 8))  # (num_directions, B, H/2), as nn.LSTM returns it
+    with torch.no_grad():
+        torch.testing.assert_close(model.decoder(tgt, raw, enc, lengths)[0],
+                                   model.decoder(tgt, reshape_state(raw), enc, lengths)[0])
+
+
+@pytest.mark.parametrize("use_attn", [False, True])
+def test_a_bare_state_dict_loads_strictly_into_fresh_modules(use_attn, tmp_path):
+    torch.manual_seed(0)
+    trained = course_model(use_attn).eval()
+    torch.save(trained.state_dict(), tmp_path / "model.pt")
+    torch.manual_seed(1)
+    fresh = course_model(use_attn)
+    fresh.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    fresh.eval()
+    src, lengths, tgt = random_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(src, lengths, tgt)[0], trained(src, lengths, tgt)[0])
+
+
+@pytest.mark.parametrize("site, zeros_in_output", [("output", True), ("lstm", False)])
+def test_the_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output):
+    torch.manual_seed(0)
+    model = build_model(training.TrainConfig(use_attn=True, hidden_size=16, dropout=0.5, dropout_site=site),
+                        12, 10).train()
+    src, lengths, tgt = random_batch()
+    enc, state = model.encoder(src, lengths)
+    out, _ = model.decoder(tgt, state, enc, lengths)  # with site "lstm" attention's tanh output is never dropped
+    assert bool((out == 0).any()) is zeros_in_output
