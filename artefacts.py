@@ -113,19 +113,17 @@ def require(record, keys, path):
 
 
 def check_writable(path, flag=None):
-    """Fail before the work, not after, when path cannot be written (folder missing and uncreatable,
-    a folder in its place, no permission)."""
+    """Fail before the work, not after, when path cannot be written (a file where a folder should be, a
+    folder in its place, no permission). Creates nothing: a refused run leaves no empty folder behind."""
     name = f"{flag} {path}" if flag else path
-    folder = os.path.dirname(os.fspath(path)) or "."
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise InputError(f"{name}: {folder} is a file, not a folder")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"{name}: cannot create folder {folder} ({e.strerror})") from None
+    existing = os.path.dirname(os.fspath(path)) or "."
+    while not os.path.exists(existing):  # the nearest folder that exists: the writer makes the rest
+        existing = os.path.dirname(existing) or "."
+    if not os.path.isdir(existing):
+        raise InputError(f"{name}: {existing} is a file, not a folder")
     if os.path.isdir(path):
         raise InputError(f"{name}: is a folder")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if not os.access(existing, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise InputError(f"{name}: permission denied")
 
 
@@ -141,6 +139,20 @@ def same_run(path, identity):
     config, equal identity's, noise aside): the one rule by which a run is reused or overwritten."""
     record = _recorded(path)
     return isinstance(record, dict) and all(strip_noise(record.get(k)) == _normal(v) for k, v in identity.items())
+
+
+def differences(path, identity):
+    """What makes a run other than the one recorded at path: ["lr 0.001 -> 0.002", "device 'cpu' -> 'cuda'"],
+    the fields of a dict (a config) one by one."""
+    record = _recorded(path)
+    record = record if isinstance(record, dict) else {}
+    out = []
+    for key, value in identity.items():
+        old, new = strip_noise(record.get(key)), _normal(value)
+        pairs = [(f, old.get(f), new.get(f)) for f in {**old, **new}] if isinstance(old, dict) and isinstance(new, dict) \
+            else [(key, old, new)]
+        out += [f"{f} {a!r} -> {b!r}" for f, a, b in pairs if a != b]
+    return out
 
 
 def trial_path(path, identity):

@@ -6,8 +6,10 @@
     python hw2-q3.py spell "k æ t"           # the k best spellings of your own words, with probabilities
 """
 import argparse
+import difflib
 import math
 import os
+import shlex
 import sys
 import time
 
@@ -35,16 +37,19 @@ def train(args, device):
     cfg = training.TrainConfig(**{name: getattr(args, name) for name in training.FLAGS},
                                data=data.data_source(args.data_dir, args.data_fallback)).check()
     identity = {"config": cfg.to_dict(), "device": str(device)}
-    out = artefacts.trial_path(result_path(args, "train"), identity)
-    if out != result_path(args, "train") and args.checkpoint_name in ASSIGNMENT_CHECKPOINTS:  # typed or default
+    committed = result_path(args, "train")
+    out = artefacts.trial_path(committed, identity)
+    if out != committed and args.checkpoint_name in ASSIGNMENT_CHECKPOINTS:  # typed or default: attn.pt stays
         args.checkpoint_name = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
-        print(f"{result_path(args, 'train')} records another run: this one goes to {out} and {args.checkpoint_name}")
     if args.reuse and artefacts.same_run(out, identity) and training.finished_run(out, args.checkpoint_name, cfg):
         print(f"{out} and {args.checkpoint_name} hold a finished run of this very config: reused (--reuse)")
         return 0
     artefacts.check_writable(args.checkpoint_name, "--checkpoint_name")
     artefacts.check_writable(out, "--out_dir")
     corpus = data.load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)[0]
+    if out != committed:
+        print(f"a trial run: {committed} records a run of other settings ({'; '.join(artefacts.differences(committed, identity))}), "
+              f"so this one goes to {out} and {args.checkpoint_name}")
     with run_lock(args.checkpoint_name), run_lock(out):
         try:
             record = training.train(cfg, corpus, args.checkpoint_name, device, progress=args.progress,
@@ -52,7 +57,7 @@ def train(args, device):
         except KeyboardInterrupt:
             say_how_to_resume(args)
             raise
-        artefacts.save_result(record, out)
+        written = artefacts.save_result(record, out)
     if args.plot:
         print("figure:", *plot(record["history"]["epoch"], {f"attention: {cfg.use_attn}": record["history"]["val_cer"]},
                                "Validation CER", out[:-len(".json")], png=True))
@@ -61,7 +66,8 @@ def train(args, device):
         return 3
     where = cfg.data if cfg.data != data.ISLEX_SOURCE else "the ISLEX fallback, NOT the course data (put them in data/)"
     print(f"best validation {cfg.select_on.upper()} {record['best_val_' + cfg.select_on]:.4f} at epoch "
-          f"{record['best_epoch']}; wrote {out}; checkpoint {args.checkpoint_name}, trained on {where}; next: "
+          f"{record['best_epoch']}; {'wrote ' + out if written else out + ' unchanged (the same run)'}; "
+          f"checkpoint {args.checkpoint_name}, trained on {where}; next: "
           f"python hw2-q3.py test --checkpoint_name {args.checkpoint_name}{' --topp 0.8' * cfg.use_attn}")
     return 0
 
@@ -173,6 +179,9 @@ def spell(args, device):
     words = [w.split() for w in read_lines(args.phonemes)]
     if not words:
         raise InputError("spell: no phonemes given (arguments such as 'k æ t', or one string per line on stdin)")
+    if len(args.phonemes) > 1 and all(len(w) == 1 for w in words):
+        print(f"note: each argument is one word, so these are {len(words)} one-phoneme words; to spell one word, "
+              f"quote it: python hw2-q3.py spell {shlex.quote(' '.join(args.phonemes))}", file=sys.stderr)
     model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args, device)
     unknown = sorted({p for w in words for p in w if p not in src_vocab.word2index})
     if unknown:
@@ -199,7 +208,7 @@ def load_checkpoint(args, device):
     """The checkpoint of --checkpoint_name, with a warning when it was trained on other data than --data_dir's."""
     if not os.path.exists(args.checkpoint_name):
         trial = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
-        how = f"a trial run wrote {trial}: --checkpoint_name {trial}" if os.path.exists(trial) else \
+        how = f"a trial run wrote {trial}: {command_with(args, trial)}" if os.path.exists(trial) else \
             "train one first: python hw2-q3.py " + {"attn.pt": "train --use_attn", "no-attn.pt": "train"}.get(
                 args.checkpoint_name, f"train --checkpoint_name {args.checkpoint_name}")
         raise InputError(f"--checkpoint_name {args.checkpoint_name}: no such checkpoint ({how})")
@@ -209,6 +218,18 @@ def load_checkpoint(args, device):
         print(f"warning: {args.checkpoint_name} was trained on {trained}, and the data now come from {now}: "
               "its scores here are not comparable", file=sys.stderr)
     return model, src_vocab, tgt_vocab, ckpt
+
+
+def command_with(args, checkpoint):
+    """The command just typed, with --checkpoint_name checkpoint."""
+    argv, kept = sys.argv[1:], []
+    skip = False
+    for a in argv:
+        if skip or a == "--checkpoint_name" or a.startswith("--checkpoint_name="):
+            skip = a == "--checkpoint_name"
+            continue
+        kept.append(a)
+    return "python hw2-q3.py " + shlex.join([kept[0], "--checkpoint_name", checkpoint, *kept[1:]])
 
 
 # ---- command line ---------------------------------------------------------------------------------
@@ -260,7 +281,16 @@ def parse_args(argv=None):
     for q in (tr, te):
         q.add_argument("--out_dir", default="results/q3", help="where the JSON results go")
         q.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):  # the assignment's flags, no mode
+        mode = "test" if {"--topp", "--beam_size", "--plot_attn"} & {a.split("=")[0] for a in argv} else "train"
+        p.error(f"a mode comes first: python hw2-q3.py {shlex.join([mode, *argv])}")
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        sub = {"train": tr, "test": te, "spell": sp}[args.mode]
+        flags = [o for a in sub._actions for o in a.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0].replace("-", "_").replace("__", "--"), flags, n=1)
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
     if args.mode == "train" and (args.hidden_size % 2 or (args.input_feed and not args.use_attn)):
         tr.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}"
                  if args.hidden_size % 2 else "--input_feed needs --use_attn")

@@ -52,6 +52,12 @@ ROWS = [
     Row("q2 out_dir is a file", "hw2-q2.py -data_path d.npz -out_dir f", {"d.npz": ("npz", {}), "f": "keep"}, "-out_dir"),
     Row("q2 unknown device", "hw2-q2.py -device tpu", {}, "-device 'tpu': expected cpu, cuda"),
     # ---- Q3: flags
+    Row("q3 the assignment's train flags without a mode", "hw2-q3.py --use_attn", {},
+        "a mode comes first: python hw2-q3.py train --use_attn"),
+    Row("q3 the assignment's test flags without a mode", "hw2-q3.py --topp 0.8", {},
+        "a mode comes first: python hw2-q3.py test --topp 0.8"),
+    Row("q3 a misspelt flag", "hw2-q3.py train --use-attn", {},
+        "hw2-q3.py train: error: unrecognized arguments: --use-attn (did you mean --use_attn?)"),
     Row("q3 top-p of zero", "hw2-q3.py test --topp 0", {}, "argument --topp: must be in (0.0, 1.0]"),
     Row("q3 top-p above one", "hw2-q3.py test --topp 1.5", {}, "argument --topp: must be in (0.0, 1.0]"),
     Row("q3 NaN top-p", "hw2-q3.py test --topp nan", {}, "expected a finite number"),
@@ -83,7 +89,8 @@ ROWS = [
     Row("q3 missing checkpoint", "hw2-q3.py test --checkpoint_name nope.pt", {}, "nope.pt: no such checkpoint"),
     Row("q3 test of a checkpoint that a trial run wrote under runs/", "hw2-q3.py test --use_attn",
         {"runs/attn.pt": ("checkpoint", {})},
-        "attn.pt: no such checkpoint (a trial run wrote runs/attn.pt: --checkpoint_name runs/attn.pt)"),
+        "attn.pt: no such checkpoint (a trial run wrote runs/attn.pt: python hw2-q3.py test --checkpoint_name "
+        "runs/attn.pt --use_attn)"),
     Row("q3 foreign checkpoint", "hw2-q3.py test --checkpoint_name o.pt", {"o.pt": ("torch", {"state_dict": {}})},
         "o.pt: not a hw2-q3.py checkpoint"),
     Row("q3 checkpoint without epoch", "hw2-q3.py test --checkpoint_name bad.pt", {"bad.pt": ("checkpoint", {"epoch": None})},
@@ -133,8 +140,9 @@ def prepare(folder, files, checkpoint):
 
 
 def digests(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file and folder under folder: a file's SHA-256, a folder's None."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
@@ -146,7 +154,7 @@ def test_bad_input_is_one_error_line_and_a_non_zero_exit(row, tmp_path, trained)
     assert code != 0 and "Traceback" not in err, err
     errors = [line for line in err.splitlines() if line.startswith("error:") or ": error:" in line]
     assert len(errors) == 1 and row.message in errors[0], err
-    assert {k: v for k, v in digests(tmp_path).items() if k in before} == before
+    assert digests(tmp_path) == before
 
 
 def test_a_closed_pipe_is_quiet_and_undecodable_standard_input_is_one_line(trained, tmp_path):

@@ -1,6 +1,6 @@
 """hw2-q3.py as a user runs it: train writes its record and names the next command, test needs no flag
 the checkpoint knows and writes one JSON per decoding, spell prints the k best spellings, a trial run
-leaves the committed runs alone, equivalent paths are one run, and without the course data training
+leaves the committed runs alone and says why, equivalent paths are one run, and without the course data training
 falls back to ISLEX loudly. (Bad input: test_bad_input.py.)"""
 import json
 
@@ -71,7 +71,8 @@ def test_a_trial_run_goes_to_runs_and_leaves_the_committed_run_alone(tmp_path, t
     committed = {p: (tmp_path / p).read_bytes() for p in ("no-attn.pt", "results/q3/no-attn-train.json")}
     code, out, err = train(tmp_path, folder, "--lr", "0.002", *typed)  # another setting: a trial run
     assert code == 0, err
-    assert "this one goes to runs/q3/no-attn-train.json and runs/no-attn.pt" in out
+    notice = next(line for line in out.splitlines() if line.startswith("a trial run:"))
+    assert "(lr 0.003 -> 0.002)" in notice and notice.endswith("goes to runs/q3/no-attn-train.json and runs/no-attn.pt")
     assert {p: (tmp_path / p).read_bytes() for p in committed} == committed
     assert json.loads((tmp_path / "runs/q3/no-attn-train.json").read_text())["config"]["lr"] == 0.002
     assert (tmp_path / "runs/no-attn.pt").exists()
@@ -82,7 +83,8 @@ def test_equivalent_paths_name_one_run(tmp_path):
     assert train(tmp_path, "data")[0] == 0
     before = (tmp_path / "results/q3/no-attn-train.json").read_text()
     code, out, err = train(tmp_path, "./data/", "--checkpoint_name", "./no-attn.pt", "--out_dir", "results/q3/")
-    assert code == 0 and "records another run" not in out and not (tmp_path / "runs").exists(), out + err
+    assert code == 0 and "a trial run" not in out and not (tmp_path / "runs").exists(), out + err
+    assert "results/q3/no-attn-train.json unchanged (the same run)" in out.splitlines()[-1]
     assert json.loads(before)["config"] == json.loads((tmp_path / "results/q3/no-attn-train.json").read_text())["config"]
     assert folder.exists()
 
@@ -112,6 +114,12 @@ def test_spell_reads_standard_input_and_skips_empty_lines(trained):
     code, out, _ = run_script("hw2-q3.py", "spell", "--checkpoint_name", trained[2], "--k", "2",
                               stdin="k æ t\n\n   \nm aʊ s\n".encode())
     assert code == 0 and [spellings(line)[0] for line in out.splitlines()] == ["k æ t", "m aʊ s"]
+
+
+def test_spell_says_that_unquoted_phonemes_are_words_of_their_own(trained):
+    code, out, err = run_script("hw2-q3.py", "spell", "--checkpoint_name", trained[2], "k", "æ", "t")
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "these are 3 one-phoneme words; to spell one word, quote it: python hw2-q3.py spell 'k æ t'" in err
 
 
 def test_spell_warns_about_phonemes_it_has_never_seen(trained):
