@@ -54,6 +54,10 @@ def train_run(args, lr, data, device):
     artefacts.check_writable(path, "-out_dir")
     configure_seed(args.seed)
     name = run_name(args, lr)
+    committed = os.path.join(args.out_dir, name + ".json")
+    if path != committed:
+        diffs = "; ".join(artefacts.differences(committed, {"config": run_config(args, lr, device)}))
+        print(f"[{name}] a trial run: {committed} records a run of other settings ({diffs}), so this one goes to {path}")
     model = CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm).to(device)
     print(f"[{name}] {'vanilla (Q2.1)' if args.no_batch_norm else 'batch-norm (Q2.2)'} network, "
           f"{get_number_trainable_params(model):,} trainable parameters, device {device}, "
@@ -179,6 +183,7 @@ def parse_args():
     p.add_argument("-print_params", action="store_true", help="print trainable parameters per layer")
     p.add_argument("-quiet", action="store_true", help="no progress bars")
     args = p.parse_args()
+    args.data_path, args.out_dir = os.path.normpath(args.data_path), os.path.normpath(args.out_dir)  # ./x is x
     if args.batch_size == 1 and not args.no_batch_norm:
         p.error("-batch_size 1: batch norm needs at least 2 images per batch (or use -no_batch_norm)")
     return args

@@ -32,15 +32,18 @@ def test_a_sweep_picks_the_learning_rate_of_the_best_validation_accuracy(tmp_pat
 
 
 def test_a_trial_run_goes_to_runs_and_reuse_keeps_only_a_finished_equal_config(tmp_path):
-    common = ["-data_path", intel_npz(tmp_path / "tiny.npz"), "-out_dir", "results/q2", "-no_batch_norm"]
+    intel_npz(tmp_path / "tiny.npz")
+    common = ["-data_path", "./tiny.npz", "-out_dir", "results/q2/", "-no_batch_norm"]  # ./x is x, x/ is x
     assert run_q2("-epochs", "1", *common, cwd=tmp_path)[0] == 0
     committed = tmp_path / "results/q2/cnn-vanilla-lr0.01.json"
     first = committed.read_bytes()
-    assert run_q2("-epochs", "2", *common, cwd=tmp_path)[0] == 0  # other settings: a trial run
+    code, out, _ = run_q2("-epochs", "2", *common, cwd=tmp_path)  # other settings: a trial run
+    assert code == 0 and "a trial run: results/q2/cnn-vanilla-lr0.01.json records a run of other settings (epochs 1 " \
+                         "-> 2), so this one goes to runs/q2/cnn-vanilla-lr0.01.json" in out
     assert committed.read_bytes() == first
     assert json.loads((tmp_path / "runs/q2/cnn-vanilla-lr0.01.json").read_text())["history"]["epoch"] == [1, 2]
     for extra in (["-sweep", "0.01"], []):  # one meaning of -reuse, in a sweep and in a single run
-        code, out, _ = run_q2("-epochs", "1", "-reuse", *extra, *common, cwd=tmp_path)
+        code, out, _ = run_q2("-epochs", "1", "-reuse", *extra, *common[2:], "-data_path", "tiny.npz", cwd=tmp_path)
         assert code == 0 and "a finished run of this very config; reused (-reuse)" in out and "epoch  1/1" not in out
     assert committed.read_bytes() == first
 
