@@ -23,6 +23,7 @@ def run(main):
     """Run main() as a command-line program: an InputError is one line and exit 2, a closed stdout pipe
     (`| head -1`) a quiet exit, Ctrl-C one line and exit 130; main's return value is the exit code."""
     try:
+        check_folder_of(sys.argv[0])
         code = main()
         sys.stdout.flush()
     except InputError as e:
@@ -34,6 +35,14 @@ def run(main):
         print("\ninterrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def check_folder_of(script):
+    """The default paths (data/, results/, attn.pt) are the repository's: run from a folder inside the
+    repository other than the script's own (cd report), a script would read and write in the wrong place."""
+    root, here = os.path.dirname(os.path.abspath(script)), os.getcwd()
+    if here != root and here.startswith(root + os.sep):
+        raise InputError(f"run {os.path.basename(script)} from the repository root: cd {os.path.relpath(root)}")
 
 
 def in_range(kind, low=None, high=None, low_open=False, high_open=False):

@@ -248,11 +248,11 @@ def parse_args(argv=None):
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: data/, with "
                         "a loud fallback to an ISLEX-based set when data/train.tsv is absent)")
-    common.add_argument("--checkpoint_name", default=None, help="checkpoint file (default attn.pt with --use_attn "
-                        "or --topp, the assignment's names; else no-attn.pt; spell: attn.pt)")
     common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
     kw = dict(parents=[common], formatter_class=DefaultsUnlessNone)
     tr = modes.add_parser("train", help="train a model, keeping the epoch with the lowest validation CER", **kw)
+    tr.add_argument("--checkpoint_name", default=None, help="checkpoint written (default: attn.pt with --use_attn, "
+                    "else no-attn.pt, the assignment's names; a trial run of other settings writes runs/<name>)")
     training.add_config_flags(tr)
     tr.add_argument("--plot", action="store_true", help="also draw <name>-train.pdf/.png, validation CER per epoch")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from <name>.last.pt, "
@@ -260,6 +260,8 @@ def parse_args(argv=None):
     tr.add_argument("--reuse", action="store_true", help="do nothing when the checkpoint and its record hold a "
                     "finished run of this very config (./reproduce.sh)")
     te = modes.add_parser("test", help="test a checkpoint on the test set", **kw)
+    te.add_argument("--checkpoint_name", default=None, help="checkpoint tested (default: attn.pt with --use_attn "
+                    "or --topp, else no-attn.pt)")
     te.add_argument("--use_attn", action="store_true", help="the default checkpoint is attn.pt")
     te.add_argument("--topp", type=in_range(float, 0.0, 1.0, low_open=True), default=None,
                     help="nucleus sampling with this p in (0, 1] (default: greedy decoding)")
@@ -268,6 +270,7 @@ def parse_args(argv=None):
     te.add_argument("--plot_attn", type=in_range(int, 0), default=0, metavar="N",
                     help="draw the attention weights of N test words")
     sp = modes.add_parser("spell", help="spell your own phoneme strings (arguments, or one per line on stdin)", **kw)
+    sp.add_argument("--checkpoint_name", default="attn.pt", help="checkpoint that spells")
     sp.add_argument("phonemes", nargs="*", metavar="PHONEMES", help="space-separated IPA strings such as 'k æ t'")
     sp.add_argument("--k", type=positive, default=5, help="spellings per word (the beam size)")
     for q in (te, sp):

@@ -204,7 +204,7 @@ def _run_child(script, args, cwd, files):
                                              for fd, mode in ((0, "r"), (1, "w"), (2, "w")))
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.chdir(cwd or ROOT)
-        sys.argv = [script, *map(str, args)]
+        sys.argv = [os.path.join(ROOT, script), *map(str, args)]  # as in python /path/to/hw2-q3.py
         runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
         code = 0
     except SystemExit as e:

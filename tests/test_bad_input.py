@@ -24,6 +24,7 @@ class Row(NamedTuple):
     command: str
     files: dict  # name -> text, or (kind, value): ("npz", arrays changed), ("checkpoint", config changed), ...
     message: str
+    folder: str = ""  # run in this folder of the repository instead of the fresh one
 
 
 ROWS = [
@@ -107,6 +108,8 @@ ROWS = [
     Row("q3 empty spell", "hw2-q3.py spell --checkpoint_name attn.pt ''", {"attn.pt": ("checkpoint", {})},
         "no phonemes given"),
     Row("q3 second run with the same name", Q3_TRAIN, {**CORPUS, "m.pt.lock": str(os.getpid())}, "another run (pid"),
+    Row("q3 run from a folder inside the repository", "hw2-q3.py train --use_attn", {},
+        "run hw2-q3.py from the repository root: cd ..", folder="report"),
     # ---- Q1, the study, the comparison figures
     Row("q1 out_dir is a file", "q1_hopfield.py --out_dir f", {"f": "keep"}, "is a file"),
     Row("study without the assignment's result", "strongest.py --data_dir data --assignment none.json --out_dir out "
@@ -150,7 +153,7 @@ def test_bad_input_is_one_error_line_and_a_non_zero_exit(row, tmp_path, trained)
     prepare(tmp_path, row.files, trained[2])
     before = digests(tmp_path)
     script, *args = shlex.split(row.command)
-    code, _, err = run_script(script, *args, cwd=tmp_path)
+    code, _, err = run_script(script, *args, cwd=os.path.join(ROOT, row.folder) if row.folder else tmp_path)
     assert code != 0 and "Traceback" not in err, err
     errors = [line for line in err.splitlines() if line.startswith("error:") or ": error:" in line]
     assert len(errors) == 1 and row.message in errors[0], err
