@@ -176,6 +176,8 @@ def write_test_result(result, examples, args):
 def spell(args, device):
     """One line per phoneme string: the phonemes, a tab, then at most k spellings, each with its probability
     (the model's, EOS included), tab-separated. Returns the lines."""
+    if args.out:
+        artefacts.check_writable(args.out, "--out")
     words = [w.split() for w in read_lines(args.phonemes)]
     if not words:
         raise InputError("spell: no phonemes given (arguments such as 'k æ t', or one string per line on stdin)")
@@ -195,6 +197,8 @@ def spell(args, device):
         by_prob = sorted(((math.exp(lp), spelling) for spelling, lp, _ in hyps), reverse=True)[:args.k]
         lines.append("\t".join([" ".join(w)] + [f"{spelling} {p:.2f}" for p, spelling in by_prob]))
         print(lines[-1])
+    if args.out:
+        artefacts.atomic_write(args.out, lambda f: f.write("".join(line + "\n" for line in lines).encode("utf-8")))
     return lines
 
 
@@ -273,6 +277,7 @@ def parse_args(argv=None):
     sp.add_argument("--checkpoint_name", default="attn.pt", help="checkpoint that spells")
     sp.add_argument("phonemes", nargs="*", metavar="PHONEMES", help="space-separated IPA strings such as 'k æ t'")
     sp.add_argument("--k", type=positive, default=5, help="spellings per word (the beam size)")
+    sp.add_argument("--out", default=None, help="also write the lines to this file")
     for q in (te, sp):
         q.add_argument("--length_penalty", type=in_range(float, 0.0, 5.0), default=1.0,
                        help="beam search: score = log-probability / length**length_penalty")

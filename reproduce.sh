@@ -56,6 +56,7 @@ q3() {
   run attn-test python hw2-q3.py test --checkpoint_name attn.pt
   run attn-test-topp python hw2-q3.py test --checkpoint_name attn.pt --topp 0.8
   run attn-test-beam python hw2-q3.py test --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6
+  run attn-spell python hw2-q3.py spell --checkpoint_name attn.pt --out results/q3/attn-spell.txt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m'
   for seed in 43 44; do
     for kind in attn no-attn; do
       flag=(); [ $kind = attn ] && flag=(--use_attn)
@@ -78,7 +79,7 @@ q3() {
 strong() {  # beyond the assignment: about 160 min of training on one thread, reused run by run
   run strongest python strongest.py --seeds 42 43 44
   ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['members'][0]['run'])")
-  run strongest-spell bash -c "python hw2-q3.py spell --checkpoint_name runs/strongest/$ck.pt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m' > results/q3/strongest-spell.txt.tmp && mv results/q3/strongest-spell.txt.tmp results/q3/strongest-spell.txt"
+  run strongest-spell python hw2-q3.py spell --checkpoint_name "runs/strongest/$ck.pt" --out results/q3/strongest-spell.txt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m'
 }
 
 bench() {

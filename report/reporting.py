@@ -125,13 +125,19 @@ def readme_speed():
     ms = lambda r, t: r["seconds_per_batch"][t] * 1000
     threads = "; ".join(f"{'Q3' if task == 'q3' else 'Q2'} {load_}: {ms(r, '1'):.0f} ms per batch on one thread, "
                         f"{ms(r, '2'):.0f} on two" for (task, load_), r in rows.items())
+    minutes = lambda rel: load(rel)["wall_seconds"] / 60
+    sweep = sum(minutes(f"q2/{name}.json") for name in load("q2/sweep-vanilla.json")["runs"])
     return "\n".join([
+        f"- Training times at the default one thread, as each run recorded them: Q3 with attention (20 epochs) "
+        f"{minutes('q3/attn-train.json'):.1f} min, without {minutes('q3/no-attn-train.json'):.1f} min; Q2 (40 epochs) "
+        f"the network with batch norm {minutes('q2/cnn-bn-lr0.01.json'):.0f} min, the vanilla sweep of three learning "
+        f"rates {sweep / 60:.1f} h.",
         f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): {threads}.",
-        f"- Q3 (`bench/bench_q3.py`): one epoch (training, then greedy decoding of the validation words) takes "
+        f"- Q3 (`bench/bench_q3.py`, {b3['threads']} threads): one epoch (training, then greedy decoding of the validation words) takes "
         f"{b3['seconds']['ours']['epoch']:.1f} s against {b3['seconds']['reference']['epoch']:.1f} s for a per-step "
         f"reference of the same model (×{b3['speedup']['epoch']:.1f}); beam search per 1,000 words: "
         + ", ".join(f"beam {k} {v:.2f} s" for k, v in b3["beam_seconds_per_1000_words"].items()) + ".",
-        f"- Q2 (`bench/bench_q2.py`, batch {b2['batch_size']}): the in-memory loop trains the vanilla network at "
+        f"- Q2 (`bench/bench_q2.py`, batch {b2['batch_size']}, {b2['threads']} threads): the in-memory loop trains the vanilla network at "
         f"{ips['vanilla/ours']:.0f} images/s against {ips['vanilla/dataloader']:.0f} for a plain `DataLoader`, the "
         f"batch-norm network at {ips['bn/ours']:.0f} against {ips['bn/dataloader']:.0f}.",
     ])
@@ -140,8 +146,11 @@ def readme_speed():
 def with_generated_parts(text, path="README.md"):
     """text (the README) with each generated part, between its <!-- tag:start --> and <!-- tag:end -->
     markers, replaced by what the results JSONs give now."""
+    spelt = lambda name: "```\n" + read_text(os.path.join(ROOT, "results", "q3", name)).strip() + "\n```"
     blocks = [("results", readme_results()), ("speed", readme_speed()),
-              ("spell", "```\n" + read_text(os.path.join(ROOT, "results", "q3", "strongest-spell.txt")).strip() + "\n```")]
+              ("spell", "\n".join(["From `attn.pt`, the Quick start's model (`results/q3/attn-spell.txt`):", "",
+                                   spelt("attn-spell.txt"), "", "From one member of the strongest ensemble (Appendix B; "
+                                   "`strongest.py` trains it in about 160 minutes):", "", spelt("strongest-spell.txt")]))]
     for tag, body in blocks:
         start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
         if start not in text or end not in text:

@@ -107,6 +107,8 @@ ROWS = [
         {**CORPUS, "attn.pt": ("checkpoint", {})}, "--plot_attn 99: the test set has 12 words"),
     Row("q3 empty spell", "hw2-q3.py spell --checkpoint_name attn.pt ''", {"attn.pt": ("checkpoint", {})},
         "no phonemes given"),
+    Row("q3 spell output is a folder", "hw2-q3.py spell --checkpoint_name attn.pt --out sub 'k æ t'",
+        {"attn.pt": ("checkpoint", {}), "sub/x": "keep"}, "--out sub: is a folder"),
     Row("q3 second run with the same name", Q3_TRAIN, {**CORPUS, "m.pt.lock": str(os.getpid())}, "another run (pid"),
     Row("q3 run from a folder inside the repository", "hw2-q3.py train --use_attn", {},
         "run hw2-q3.py from the repository root: cd ..", folder="report"),
