@@ -95,15 +95,15 @@ def write_run(model, fitted, splits, config, path):
                       best_val_test_acc_ci=wilson_ci(int(correct.sum()), len(correct)),
                       confusion_matrix=confusion(yte.cpu(), preds))
     stem = path[:-len(".json")]
-    title = plots.cnn_run_figures(result, intel.CLASSES, stem)
+    title, figures = plots.cnn_run_figures(result, intel.CLASSES, stem)
     if fitted["best_epoch"]:
-        plots.activation_maps(model, Xte, yte.cpu(), intel.CLASSES, f"{stem}-activations",
-                              f"{title}: first block, after ReLU")
+        figures += plots.activation_maps(model, Xte, yte.cpu(), intel.CLASSES, f"{stem}-activations",
+                                         f"{title}: first block, after ReLU")
     written = artefacts.save_result(result, path)
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"
     print(f"[{result['name']}] {fitted['status']}: final test acc {fmt(fitted['final_test_acc'])} | best-val epoch "
           f"{fitted['best_epoch']} test acc {fmt(result['best_val_test_acc'])} | "
-          f"{'wrote' if written else 'unchanged:'} {path}")
+          f"{'wrote' if written else 'unchanged:'} {path}" + (f"; figures {', '.join(figures)}" if figures else ""))
     return result
 
 
@@ -129,9 +129,10 @@ def sweep(args, data, device):
                         f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
     epochs = list(range(1, max(len(r["history"]["epoch"]) for r in results) + 1))
     label = lambda r: f"lr={r['config']['learning_rate']:g}" + (" (diverged)" if r["status"] != "completed" else "")
-    plots.plot(epochs, {label(r): r["history"]["train_loss"] for r in results}, "Training loss", f"{stem}-train_loss")
-    plots.plot(epochs, {label(r): r["history"]["val_acc"] for r in results}, "Validation accuracy", f"{stem}-val_acc",
-               png=True)
+    figures = plots.plot(epochs, {label(r): r["history"]["train_loss"] for r in results}, "Training loss",
+                         f"{stem}-train_loss")
+    figures += plots.plot(epochs, {label(r): r["history"]["val_acc"] for r in results}, "Validation accuracy",
+                          f"{stem}-val_acc", png=True)
     scored = [r for r in results if r["best_val_acc"] is not None]
     best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
     summary = {
@@ -145,9 +146,9 @@ def sweep(args, data, device):
     }
     artefacts.save_result(summary, f"{stem}.json")
     if best is None:
-        raise InputError(f"every run of the sweep diverged; wrote {stem}.json and figures")
+        raise InputError(f"every run of the sweep diverged; wrote {stem}.json and {', '.join(figures)}")
     print(f"best learning rate by validation accuracy: {summary['best_learning_rate']:g} "
-          f"(val {best['best_val_acc']:.4f}); wrote {stem}.json and figures")
+          f"(val {best['best_val_acc']:.4f}); wrote {stem}.json and {', '.join(figures)}")
     return 0
 
 

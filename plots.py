@@ -61,31 +61,33 @@ def confusion_figure(cm, classes, stem, title):
     ax.grid(False)
     ax.set_title(title, fontsize=9)
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
-    save_figure(fig, stem)
+    return save_figure(fig, stem)
 
 
 def cnn_run_figures(result, classes, stem):
     """Training loss, validation accuracy and test confusion figures of one Q2 run, from its result alone;
-    returns the run's title."""
+    returns the run's title and the paths written."""
     cfg, history = result["config"], result["history"]
     title = f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, lr {cfg['learning_rate']:g}"
     title += " (skeleton's scrambled layout)" if cfg.get("skeleton_layout") else ""
+    paths = []
     if history["epoch"]:
         label = f"lr={cfg['learning_rate']:g}"
         if history.get("val_loss"):
-            plot(history["epoch"], {"training (mean of batch losses)": history["train_loss"],
-                                    "validation": history["val_loss"]}, "Loss", f"{stem}-losses", title=title)
+            paths += plot(history["epoch"], {"training (mean of batch losses)": history["train_loss"],
+                                             "validation": history["val_loss"]}, "Loss", f"{stem}-losses", title=title)
         else:
-            plot(history["epoch"], {label: history["train_loss"]}, "Training loss", f"{stem}-train_loss", title=title)
+            paths += plot(history["epoch"], {label: history["train_loss"]}, "Training loss", f"{stem}-train_loss",
+                          title=title)
         curves = {label: history["val_acc"]}
         if history.get("val_acc_reestimated_bn"):
             curves = {"batch-norm running averages (eval mode)": history["val_acc"],
                       "statistics re-estimated on the training set": history["val_acc_reestimated_bn"]}
-        plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title)
+        paths += plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title)
     if result.get("confusion_matrix"):
-        confusion_figure(result["confusion_matrix"], classes, f"{stem}-confusion",
-                         f"{title}, epoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
-    return title
+        paths += confusion_figure(result["confusion_matrix"], classes, f"{stem}-confusion",
+                                  f"{title}, epoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
+    return title, paths
 
 
 def activation_maps(model, X, y, classes, stem, title, n_images=4, n_maps=8):
@@ -117,4 +119,4 @@ def activation_maps(model, X, y, classes, stem, title, n_images=4, n_maps=8):
             ax.grid(False)
     axes[0, 0].set_title("input", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    save_figure(fig, stem)
+    return save_figure(fig, stem)

@@ -11,8 +11,10 @@ def run_q2(*args, cwd=None):
 
 
 def test_a_run_writes_its_record_and_figures(tmp_path):
-    code, _, err = run_q2("-epochs", "2", "-data_path", intel_npz(tmp_path / "tiny.npz"), "-out_dir", tmp_path)
+    code, out, err = run_q2("-epochs", "2", "-data_path", intel_npz(tmp_path / "tiny.npz"), "-out_dir", tmp_path)
     assert code == 0, err
+    assert out.splitlines()[-1].endswith(f"figures {tmp_path}/cnn-bn-lr0.01-losses.pdf, {tmp_path}/cnn-bn-lr0.01-val_acc.pdf, "
+                                         f"{tmp_path}/cnn-bn-lr0.01-confusion.pdf, {tmp_path}/cnn-bn-lr0.01-activations.pdf")
     result = json.loads((tmp_path / "cnn-bn-lr0.01.json").read_text())
     assert result["status"] == "completed" and result["n_params"] == 755_718
     assert [len(result["history"][k]) for k in ("epoch", "val_acc", "val_loss", "val_acc_reestimated_bn")] == [2] * 4

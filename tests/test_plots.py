@@ -26,5 +26,6 @@ def test_a_q2_run_draws_its_curves_and_confusion_matrix(tmp_path, batch_norm, dr
         history |= {"val_loss": [1.1, 1.0], "val_acc_reestimated_bn": [0.35, 0.45]}
     result = {"config": {"batch_norm": batch_norm, "learning_rate": 0.01}, "history": history, "best_epoch": 2,
               "best_val_test_acc": 0.4, "confusion_matrix": [[1 if i == j else 0 for j in range(6)] for i in range(6)]}
-    plots.cnn_run_figures(result, [str(c) for c in range(6)], str(tmp_path / "run"))
+    _, paths = plots.cnn_run_figures(result, [str(c) for c in range(6)], str(tmp_path / "run"))
     assert {p.stem[len("run-"):] for p in tmp_path.glob("*.pdf")} == drawn
+    assert sorted(paths) == sorted(str(p) for p in tmp_path.glob("*.pdf"))  # each figure written is named
