@@ -80,7 +80,8 @@ def say_how_to_resume(args):
         return
     epoch = training.read_checkpoint(state, kind=training.STATE_KIND)["epoch"]
     again = " ".join(["python", *sys.argv] + ([] if args.resume else ["--resume"]))
-    print(f"\n{state} holds epoch {epoch} of {args.n_epochs}; continue with: {again}", file=sys.stderr)
+    print(f"\n{args.checkpoint_name} holds the best epoch so far, marked unfinished; {state} holds epoch {epoch} of "
+          f"{args.n_epochs}; continue with: {again}", file=sys.stderr)
 
 
 # ---- test -----------------------------------------------------------------------------------------
@@ -210,8 +211,11 @@ def result_path(args, what):
 
 def load_checkpoint(args, device):
     """The checkpoint of --checkpoint_name, with a warning when it was trained on other data than --data_dir's."""
+    trial = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
+    if not os.path.exists(args.checkpoint_name) and args.checkpoint_default and os.path.exists(trial):
+        print(f"{args.checkpoint_name} is not here: using {trial}, which a trial run wrote", file=sys.stderr)
+        args.checkpoint_name = trial
     if not os.path.exists(args.checkpoint_name):
-        trial = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
         how = f"a trial run wrote {trial}: {command_with(args, trial)}" if os.path.exists(trial) else \
             "train one first: python hw2-q3.py " + {"attn.pt": "train --use_attn", "no-attn.pt": "train"}.get(
                 args.checkpoint_name, f"train --checkpoint_name {args.checkpoint_name}")
@@ -274,7 +278,7 @@ def parse_args(argv=None):
     te.add_argument("--plot_attn", type=in_range(int, 0), default=0, metavar="N",
                     help="draw the attention weights of N test words")
     sp = modes.add_parser("spell", help="spell your own phoneme strings (arguments, or one per line on stdin)", **kw)
-    sp.add_argument("--checkpoint_name", default="attn.pt", help="checkpoint that spells")
+    sp.add_argument("--checkpoint_name", default=None, help="checkpoint that spells (default: attn.pt)")
     sp.add_argument("phonemes", nargs="*", metavar="PHONEMES", help="space-separated IPA strings such as 'k æ t'")
     sp.add_argument("--k", type=positive, default=5, help="spellings per word (the beam size)")
     sp.add_argument("--out", default=None, help="also write the lines to this file")
@@ -304,6 +308,7 @@ def parse_args(argv=None):
                  if args.hidden_size % 2 else "--input_feed needs --use_attn")
     if args.mode == "test" and args.topp is not None and args.beam_size:
         te.error("--topp and --beam_size are two decodings: choose one")
+    args.checkpoint_default = args.checkpoint_name is None  # a default checkpoint may be a trial run's, in runs/
     args.checkpoint_name = os.path.normpath(args.checkpoint_name or (  # ./attn.pt is attn.pt, data/ is data
         "attn.pt" if args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None else "no-attn.pt"))
     args.data_fallback, args.data_dir = args.data_dir is None, os.path.normpath(args.data_dir or "data")

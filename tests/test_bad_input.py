@@ -88,7 +88,7 @@ ROWS = [
     Row("q3 checkpoint path is a folder", "hw2-q3.py train --data_dir data --checkpoint_name sub --out_dir out",
         {**CORPUS, "sub/x": "keep"}, "--checkpoint_name sub: is a folder"),
     Row("q3 missing checkpoint", "hw2-q3.py test --checkpoint_name nope.pt", {}, "nope.pt: no such checkpoint"),
-    Row("q3 test of a checkpoint that a trial run wrote under runs/", "hw2-q3.py test --use_attn",
+    Row("q3 a typed checkpoint that a trial run wrote under runs/", "hw2-q3.py test --checkpoint_name attn.pt --use_attn",
         {"runs/attn.pt": ("checkpoint", {})},
         "attn.pt: no such checkpoint (a trial run wrote runs/attn.pt: python hw2-q3.py test --checkpoint_name "
         "runs/attn.pt --use_attn)"),

@@ -57,6 +57,14 @@ def test_the_default_checkpoints_are_the_assignment_s_names(tmp_path):
         assert code == 2 and f"--checkpoint_name {name}: not a readable checkpoint" in err, (args, err)
 
 
+def test_test_finds_the_checkpoint_a_trial_run_wrote_when_the_default_is_missing(trained, corpus_dir, tmp_path):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "attn.pt").write_bytes(trained[2].read_bytes())
+    code, out, err = run_script("hw2-q3.py", "test", "--topp", "0.8", "--data_dir", corpus_dir, cwd=tmp_path)
+    assert code == 0 and "attn.pt is not here: using runs/attn.pt, which a trial run wrote" in err, err
+    assert out.splitlines()[-1] == "wrote results/q3/attn-test-topp0.8.json"
+
+
 # ---- which run is which: the committed runs stay, equivalent paths are one run ---------------------------
 
 def train(tmp_path, folder, *flags):

@@ -97,7 +97,8 @@ def test_the_cli_resumes_after_ctrl_c_or_a_kill_to_the_uninterrupted_record(unin
     _, err = proc.communicate(timeout=60)
     assert not (tmp_path / "out" / "m-train.json").exists(), "the run ended before the signal"
     if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "m.last.pt holds epoch 1 of 3; continue with: python" in err, err
+        assert proc.returncode == 130 and "m.pt holds the best epoch so far, marked unfinished; m.last.pt holds " \
+                                          "epoch 1 of 3; continue with: python" in err, err
         assert "--data_dir" in err and "--resume\n" in err, err
     code, out, err = run_script("hw2-q3.py", *TRAIN, "--data_dir", folder, "--resume", cwd=tmp_path)
     assert code == 0 and "resuming from m.last.pt" in out, err
