@@ -82,7 +82,7 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
     plt = plt_style()
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.0 * rows), squeeze=False)  # printed at full width
     record, image = [], None
     for a, ax in enumerate(axes.flat):
         ax.grid(False)
@@ -96,12 +96,14 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
         src_sym = [src_vocab.index2word[i] for i in src[a, :S].tolist()]
         tgt_sym = [tgt_vocab.index2word[i] if i != EOS else "</s>" for i in out[:T]]
         image = ax.imshow(w.numpy(), cmap="Greys", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(S), src_sym, fontsize=10)
-        ax.set_yticks(range(T), tgt_sym, fontsize=10)
-        ax.set_xlabel("source phoneme", fontsize=8)
-        ax.set_ylabel("output character", fontsize=8)
+        ax.set_xticks(range(S), src_sym)
+        ax.set_yticks(range(T), tgt_sym)
+        if a // cols == rows - 1 or a + cols >= n:  # the bottom panel of its column
+            ax.set_xlabel("source phoneme")
+        if a % cols == 0:
+            ax.set_ylabel("output character")
         word, gold = "".join(tgt_vocab.decode(out)), dataset.pairs[int(idx[a])][1]
-        ax.set_title(word if word == gold else f"{word} (gold: {gold})", fontsize=10)
+        ax.set_title(word if word == gold else f"{word} (gold: {gold})")
         record.append({"phonemes": src_sym, "pred": tgt_sym, "gold": gold,
                        "weights": [[round(v, 4) for v in r] for r in w.tolist()],
                        "row_sums": [round(v, 6) for v in w.sum(1).tolist()]})
@@ -122,12 +124,12 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
     x labels give the number of words in each bin (taken from the first label's rows)."""
     first = next(iter(table.values()))
     plt = plt_style()
-    fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    fig, ax = plt.subplots(figsize=(3.6, 2.4))
     width = 0.8 / len(table)
     for k, (label, rows) in enumerate(table.items()):
         ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))], [r[value] for r in rows], width,
                label=label)
-    ax.set_xticks(range(len(first)), [f"{r[bin_key]}\n{r['words']} words" for r in first], fontsize=8)
+    ax.set_xticks(range(len(first)), [f"{r[bin_key]}\n({r['words']})" for r in first])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if ylim:
@@ -141,7 +143,7 @@ def compare_by_source_length(runs, stem):
     the number of words in each bin; writes stem.pdf and stem.json."""
     table = {label: cer_by_source_length(artefacts.require(artefacts.load_json(path), ["examples"], path)[0])
              for label, path in runs.items()}
-    plot_bins(table, "lengths", "cer", "Length of the source (phonemes)", "Test CER", stem)
+    plot_bins(table, "lengths", "cer", "Length of the source in phonemes (words in the bin)", "Test CER", stem)
     artefacts.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
     return table
 

@@ -215,19 +215,19 @@ def retrieval_demo(gen, stem, betas=(0.02, 1.0), steps=(1, 5)):
                      "error": {t: (s - X[target]).norm().item() for t, s in states.items()}})
 
     plt = plt_style()
-    fig = plt.figure(figsize=(7.0, 4.4))
+    fig = plt.figure(figsize=(4.0, 2.7))  # printed at this size, so its 8 pt text prints at 8 pt
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.2])
-    top.suptitle(f"the {len(X)} stored memories", fontsize=9)
+    top.suptitle(f"the {len(X)} stored memories")
     for i, ax in enumerate(top.subplots(1, len(X))):
         show_pattern(ax, X[i])
-    cols = ["query"] + [f"after {t} update{'s' * (t > 1)}" for t in steps] + ["stored pattern"]
+    cols = ["query"] + [f"{t} update{'s' * (t > 1)}" for t in steps] + ["stored"]
     axes = bottom.subplots(len(betas), len(cols))
     for r, row in enumerate(rows):
         for c, img in enumerate([q0] + [row["states"][t] for t in steps] + [X[target]]):
             show_pattern(axes[r, c], img)
             if r == 0:
-                axes[r, c].set_title(cols[c], fontsize=9)
-        axes[r, 0].set_ylabel(rf"$\beta$ = {row['beta']:g}", fontsize=9)
+                axes[r, c].set_title(cols[c])
+        axes[r, 0].set_ylabel(rf"$\beta$ = {row['beta']:g}")
     save_figure(fig, stem)
     return [{"beta": r["beta"], "distance_to_stored": {str(t): e for t, e in r["error"].items()},
              "largest_softmax_weight": r["max_weight"], "n_memories": len(X), "side": 8, "target_digit": target}

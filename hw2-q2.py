@@ -107,6 +107,12 @@ def write_run(model, fitted, splits, config, path):
     return result
 
 
+def reused(result, path):
+    """A finished run kept as it is: its curves and confusion matrix drawn again from its record."""
+    _, figures = plots.cnn_run_figures(result, intel.CLASSES, path[:-len(".json")])
+    print(f"{path}: a finished run of this very config; reused (-reuse); figures drawn from it: {', '.join(figures)}")
+
+
 def finished_run(path, config):
     """The result at path when it holds a completed run of exactly this config (what -reuse skips), else None."""
     if artefacts.same_run(path, {"config": config, "status": "completed"}):
@@ -123,7 +129,7 @@ def sweep(args, data, device):
         paths.append(path)
         old = finished_run(path, run_config(args, lr, device)) if args.reuse else None
         if old is not None:
-            print(f"{path}: a finished run of this very config; reused (-reuse)")
+            reused(old, path)
         results.append(old or train_run(args, lr, data, device))
     stem = os.path.join(os.path.dirname(paths[0]),
                         f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
@@ -202,8 +208,9 @@ def main():
     if args.sweep:
         return sweep(args, data, device)
     path = run_path(args, args.learning_rate, device)
-    if args.reuse and finished_run(path, run_config(args, args.learning_rate, device)):
-        print(f"{path}: a finished run of this very config; reused (-reuse)")
+    old = finished_run(path, run_config(args, args.learning_rate, device)) if args.reuse else None
+    if old is not None:
+        reused(old, path)
         return 0
     return 0 if train_run(args, args.learning_rate, data, device)["status"] == "completed" else 3
 

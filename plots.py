@@ -11,23 +11,25 @@ def plt_style():
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({
-        "figure.figsize": (5.5, 3.6), "figure.dpi": 110, "savefig.bbox": "tight",
-        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-        "axes.spines.right": False, "font.size": 10, "legend.frameon": False,
+        "figure.figsize": (3.3, 2.3), "figure.dpi": 110, "savefig.bbox": "tight",  # the size printed: half a page
+        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,  # wide, so that 8 pt text prints at 8 pt
+        "axes.spines.right": False, "font.size": 8, "axes.titlesize": 8, "legend.fontsize": 8,
+        "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.frameon": False,
     })
     return plt
 
 
-def save_figure(fig, stem, png=False):
+def save_figure(fig, stem, png=False, tight=True):
     """Write stem.pdf (for the report) and, with png, stem.png (for the README), each through the one
-    writer; return the paths."""
+    writer; return the paths. tight=False keeps the figure's own size (panels of equal size side by side)."""
     plt = plt_style()
     paths = [f"{stem}.pdf"] + ([f"{stem}.png"] if png else [])
     try:
         for p in paths:
             fmt = p.rsplit(".", 1)[1]
             meta = {"CreationDate": None} if fmt == "pdf" else None
-            artefacts.atomic_write(p, lambda f: fig.savefig(f, format=fmt, dpi=150 if fmt == "png" else None, metadata=meta))
+            artefacts.atomic_write(p, lambda f: fig.savefig(f, format=fmt, dpi=150 if fmt == "png" else None, metadata=meta,
+                                                            bbox_inches="tight" if tight else None))
     finally:
         plt.close(fig)
     return paths
@@ -56,12 +58,15 @@ def confusion_figure(cm, classes, stem, title):
     from sklearn.metrics import ConfusionMatrixDisplay
 
     plt = plt_style()
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    ConfusionMatrixDisplay(np.array(cm), display_labels=classes).plot(ax=ax, colorbar=False, cmap="Blues")
+    fig, ax = plt.subplots(figsize=(3.3, 3.4))
+    ConfusionMatrixDisplay(np.array(cm), display_labels=classes).plot(ax=ax, colorbar=False, cmap="Blues",
+                                                                      text_kw={"fontsize": 7.5})
     ax.grid(False)
-    ax.set_title(title, fontsize=9)
-    plt.setp(ax.get_xticklabels(), rotation=35, ha="right")
-    return save_figure(fig, stem)
+    ax.set_title(title)
+    ax.xaxis.labelpad = 2
+    plt.setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+    fig.subplots_adjust(left=0.25, right=0.98, bottom=0.24, top=0.88)  # the same frame for every matrix
+    return save_figure(fig, stem, tight=False)
 
 
 def cnn_run_figures(result, classes, stem):
@@ -86,7 +91,7 @@ def cnn_run_figures(result, classes, stem):
         paths += plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title)
     if result.get("confusion_matrix"):
         paths += confusion_figure(result["confusion_matrix"], classes, f"{stem}-confusion",
-                                  f"{title}, epoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
+                                  f"{title}\nepoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
     return title, paths
 
 
