@@ -107,10 +107,10 @@ def readme_results():
         f"| Q2.1 vanilla CNN, best learning rate {best:g} | accuracy {van['final_test_acc']:.4f} {ci(van, 'final_test_acc_ci')} |",
         f"| Q2.2 batch norm + global average pooling | accuracy {bn['final_test_acc']:.4f} {ci(bn, 'final_test_acc_ci')} |",
         f"| Q2.3 parameters | vanilla {van['n_params']:,} · batch norm {bn['n_params']:,} |",
-        f"| Q3(a) no attention, greedy | CER {noattn['cer']:.4f} {ci(noattn, 'cer_ci')} · WER {noattn['wer']:.4f} "
+        f"| Q3.1(a) no attention, greedy | CER {noattn['cer']:.4f} {ci(noattn, 'cer_ci')} · WER {noattn['wer']:.4f} "
         f"{ci(noattn, 'wer_ci')} |",
-        f"| Q3(b) attention, greedy | CER {attn['cer']:.4f} {ci(attn, 'cer_ci')} · WER {attn['wer']:.4f} {ci(attn, 'wer_ci')} |",
-        f"| Q3(c) attention, top-p {topp['topp']:g} | CER {topp['cer']:.4f} · WER {topp['wer']:.4f} · "
+        f"| Q3.1(b) attention, greedy | CER {attn['cer']:.4f} {ci(attn, 'cer_ci')} · WER {attn['wer']:.4f} {ci(attn, 'wer_ci')} |",
+        f"| Q3.1(c) attention, top-p {topp['topp']:g} | CER {topp['cer']:.4f} · WER {topp['wer']:.4f} · "
         f"WER@{topp['k']} {topp['wer_at_k']:.4f} |",
         f"| beyond: ensemble of {st['choice']['n_models']} P2G models, beam {st['choice']['beam_size']} | "
         f"WER {st['test_wer']:.4f} {ci(st, 'wer_ci')} · CER {st['test_cer']:.4f} |",
@@ -149,7 +149,7 @@ def with_generated_parts(text, path="README.md"):
     spelt = lambda name: "```\n" + read_text(os.path.join(ROOT, "results", "q3", name)).strip() + "\n```"
     blocks = [("results", readme_results()), ("speed", readme_speed()),
               ("spell", "\n".join(["From `attn.pt`, the Quick start's model (`results/q3/attn-spell.txt`):", "",
-                                   spelt("attn-spell.txt"), "", "From one member of the strongest ensemble (Appendix B; "
+                                   spelt("attn-spell.txt"), "", "From one member of the strongest ensemble (Appendix D; "
                                    "`strongest.py` trains it in about 160 minutes):", "", spelt("strongest-spell.txt")]))]
     for tag, body in blocks:
         start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
