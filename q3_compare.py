@@ -27,10 +27,12 @@ def main():
     args = parse_args()
     if args.figure == "curves":
         diagnostics.compare_curves(args.runs_by_label, args.out)
+        print(f"figure {args.out}.pdf")
         return 0
     table = diagnostics.compare_by_source_length(args.runs_by_label, args.out)
     for label, rows in table.items():
         print(f"{label}: " + ", ".join(f"{r['lengths']}: {r['cer']:.3f} ({r['words']})" for r in rows))
+    print(f"figure {args.out}.pdf; table {args.out}.json")
     return 0
 
 

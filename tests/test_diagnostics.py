@@ -66,4 +66,4 @@ def test_the_comparison_command_draws_cer_by_length_of_two_results(tmp_path):
     code, out, err = run_script("q3_compare.py", "lengths", f"a={tmp_path / 'a.json'}", f"b={tmp_path / 'b.json'}",
                                 "--out", tmp_path / "fig")
     assert code == 0, err
-    assert (tmp_path / "fig.pdf").exists()
+    assert (tmp_path / "fig.pdf").exists() and out.splitlines()[-1] == f"figure {tmp_path}/fig.pdf; table {tmp_path}/fig.json"
