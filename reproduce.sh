@@ -86,6 +86,7 @@ bench() {
   run bench_q3 python bench/bench_q3.py --checkpoint attn.pt
   run bench_q2 python bench/bench_q2.py
   run bench_threads python bench/bench_threads.py
+  run bench_profile python bench/bench_profile.py
 }
 
 report() {

@@ -125,6 +125,17 @@ def readme_speed():
     ms = lambda r, t: r["seconds_per_batch"][t] * 1000
     threads = "; ".join(f"{'Q3' if task == 'q3' else 'Q2'} {load_}: {ms(r, '1'):.0f} ms per batch on one thread, "
                         f"{ms(r, '2'):.0f} on two" for (task, load_), r in rows.items())
+    prof = load("bench/bench_profile.json")
+    split = lambda row: ", ".join(f"{phase} {t / row['seconds']:.0%}" for phase, t in row["split_seconds"].items()
+                                  if t / row["seconds"] >= 0.005)
+    overhead = max((row["split_seconds"].get("data", 0) + row["split_seconds"].get("metrics", 0)) / row["seconds"]
+                   for row in prof["rows"])
+    profile = [f"- Against the machine's limit (`bench/bench_profile.py`, {prof['threads']} thread, sgemm "
+               f"{prof['sgemm_gflops']:.0f} GFLOP/s in the same run): "
+               + "; ".join(f"{row['label']}: {row['seconds']:.1f} s, {row['gflop']:.0f} GFLOP, "
+                           f"{row['share_of_sgemm']:.0%} of sgemm ({split(row)})" for row in prof["rows"])
+               + f". Data preparation and metrics take at most {overhead:.1%} of an epoch: the rest is the model's own "
+               "kernels."]
     minutes = lambda rel: load(rel)["wall_seconds"] / 60
     sweep = sum(minutes(f"q2/{name}.json") for name in load("q2/sweep-vanilla.json")["runs"])
     return "\n".join([
@@ -132,6 +143,7 @@ def readme_speed():
         f"{minutes('q3/attn-train.json'):.1f} min, without {minutes('q3/no-attn-train.json'):.1f} min; Q2 (40 epochs) "
         f"the network with batch norm {minutes('q2/cnn-bn-lr0.01.json'):.0f} min, the vanilla sweep of three learning "
         f"rates {sweep / 60:.1f} h.",
+        *profile,
         f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): {threads}.",
         f"- Q3 (`bench/bench_q3.py`, {b3['threads']} threads): one epoch (training, then greedy decoding of the validation words) takes "
         f"{b3['seconds']['ours']['epoch']:.1f} s against {b3['seconds']['reference']['epoch']:.1f} s for a per-step "
