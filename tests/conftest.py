@@ -203,6 +203,7 @@ def _run_child(script, args, cwd, files):
         sys.stdin, sys.stdout, sys.stderr = (open(fd, mode, encoding="utf-8", closefd=False)
                                              for fd, mode in ((0, "r"), (1, "w"), (2, "w")))
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        torch.set_num_threads(1)  # the scripts' default; no thread pool inherited across the fork
         os.chdir(cwd or ROOT)
         sys.argv = [os.path.join(ROOT, script), *map(str, args)]  # as in python /path/to/hw2-q3.py
         runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
