@@ -155,6 +155,12 @@ def differences(path, identity):
     return out
 
 
+def trial_notice(path, out, identity):
+    """The line that says why a run goes to out instead of path: the settings it differs in."""
+    return (f"a trial run: {path} records a run of other settings ({'; '.join(differences(path, identity))}), "
+            f"so this one goes to {out}")
+
+
 def trial_path(path, identity):
     """Where a run's result goes: path itself when no file is there or the file records the same run
     (its fields named in identity, e.g. config, equal identity's), else the same name under runs/: a trial

@@ -42,10 +42,13 @@ def run_config(args, lr, device):
             "data_path": args.data_path, "device": str(device)}
 
 
+def committed_path(args, lr):
+    return os.path.join(args.out_dir, run_name(args, lr) + ".json")
+
+
 def run_path(args, lr, device):
     """results/q2/<run>.json, or runs/q2/<run>.json when the file there holds a run of other settings."""
-    return artefacts.trial_path(os.path.join(args.out_dir, run_name(args, lr) + ".json"),
-                            {"config": run_config(args, lr, device)})
+    return artefacts.trial_path(committed_path(args, lr), {"config": run_config(args, lr, device)})
 
 
 def train_run(args, lr, data, device):
@@ -54,10 +57,9 @@ def train_run(args, lr, data, device):
     artefacts.check_writable(path, "-out_dir")
     configure_seed(args.seed)
     name = run_name(args, lr)
-    committed = os.path.join(args.out_dir, name + ".json")
+    committed = committed_path(args, lr)
     if path != committed:
-        diffs = "; ".join(artefacts.differences(committed, {"config": run_config(args, lr, device)}))
-        print(f"[{name}] a trial run: {committed} records a run of other settings ({diffs}), so this one goes to {path}")
+        print(f"[{name}] " + artefacts.trial_notice(committed, path, {"config": run_config(args, lr, device)}))
     model = CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm).to(device)
     print(f"[{name}] {'vanilla (Q2.1)' if args.no_batch_norm else 'batch-norm (Q2.2)'} network, "
           f"{get_number_trainable_params(model):,} trainable parameters, device {device}, "

@@ -48,8 +48,7 @@ def train(args, device):
     artefacts.check_writable(out, "--out_dir")
     corpus = data.load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)[0]
     if out != committed:
-        print(f"a trial run: {committed} records a run of other settings ({'; '.join(artefacts.differences(committed, identity))}), "
-              f"so this one goes to {out} and {args.checkpoint_name}")
+        print(artefacts.trial_notice(committed, out, identity) + f" and {args.checkpoint_name}")
     with run_lock(args.checkpoint_name), run_lock(out):
         try:
             record = training.train(cfg, corpus, args.checkpoint_name, device, progress=args.progress,
@@ -216,7 +215,7 @@ def load_checkpoint(args, device):
         print(f"{args.checkpoint_name} is not here: using {trial}, which a trial run wrote", file=sys.stderr)
         args.checkpoint_name = trial
     if not os.path.exists(args.checkpoint_name):
-        how = f"a trial run wrote {trial}: {command_with(args, trial)}" if os.path.exists(trial) else \
+        how = f"a trial run wrote {trial}: {command_with(trial)}" if os.path.exists(trial) else \
             "train one first: python hw2-q3.py " + {"attn.pt": "train --use_attn", "no-attn.pt": "train"}.get(
                 args.checkpoint_name, f"train --checkpoint_name {args.checkpoint_name}")
         raise InputError(f"--checkpoint_name {args.checkpoint_name}: no such checkpoint ({how})")
@@ -228,16 +227,13 @@ def load_checkpoint(args, device):
     return model, src_vocab, tgt_vocab, ckpt
 
 
-def command_with(args, checkpoint):
-    """The command just typed, with --checkpoint_name checkpoint."""
-    argv, kept = sys.argv[1:], []
-    skip = False
-    for a in argv:
-        if skip or a == "--checkpoint_name" or a.startswith("--checkpoint_name="):
-            skip = a == "--checkpoint_name"
-            continue
-        kept.append(a)
-    return "python hw2-q3.py " + shlex.join([kept[0], "--checkpoint_name", checkpoint, *kept[1:]])
+def command_with(checkpoint):
+    """The command just typed, whose --checkpoint_name names checkpoint instead."""
+    argv = sys.argv[1:]
+    argv = [checkpoint if before == "--checkpoint_name" else
+            f"--checkpoint_name={checkpoint}" if a.startswith("--checkpoint_name=") else a
+            for before, a in zip([None] + argv, argv)]
+    return "python hw2-q3.py " + shlex.join(argv)
 
 
 # ---- command line ---------------------------------------------------------------------------------

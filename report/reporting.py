@@ -136,13 +136,16 @@ def readme_speed():
                            f"{row['share_of_sgemm']:.0%} of sgemm ({split(row)})" for row in prof["rows"])
                + f". Data preparation and metrics take at most {overhead:.1%} of an epoch: the rest is the model's own "
                "kernels."]
-    minutes = lambda rel: load(rel)["wall_seconds"] / 60
-    sweep = sum(minutes(f"q2/{name}.json") for name in load("q2/sweep-vanilla.json")["runs"])
+    minutes = lambda record: record["wall_seconds"] / 60
+    attn, noattn = load("q3/attn-train.json"), load("q3/no-attn-train.json")
+    sweep = load("q2/sweep-vanilla.json")
+    bn = load(f"q2/cnn-bn-lr{sweep['best_learning_rate']:g}.json")
+    sweep_hours = sum(minutes(load(f"q2/{name}.json")) for name in sweep["runs"]) / 60
     return "\n".join([
-        f"- Training times at the default one thread, as each run recorded them: Q3 with attention (20 epochs) "
-        f"{minutes('q3/attn-train.json'):.1f} min, without {minutes('q3/no-attn-train.json'):.1f} min; Q2 (40 epochs) "
-        f"the network with batch norm {minutes('q2/cnn-bn-lr0.01.json'):.0f} min, the vanilla sweep of three learning "
-        f"rates {sweep / 60:.1f} h.",
+        f"- Training times at the default one thread, as each run recorded them: Q3 with attention "
+        f"({attn['config']['n_epochs']} epochs) {minutes(attn):.1f} min, without {minutes(noattn):.1f} min; Q2 "
+        f"({bn['config']['epochs']} epochs) the network with batch norm {minutes(bn):.0f} min, the vanilla sweep of "
+        f"{len(sweep['runs'])} learning rates {sweep_hours:.1f} h.",
         *profile,
         f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): {threads}.",
         f"- Q3 (`bench/bench_q3.py`, {b3['threads']} threads): one epoch (training, then greedy decoding of the validation words) takes "
