@@ -3,7 +3,6 @@
 the repository's scripts."""
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +138,11 @@ class _BigramDecoder:
         return self.log_table[tgt], state
 
 
+A_ID = 4  # the id of "a" in a target vocabulary built from "a": PAD SOS EOS UNK a
+BIGRAM = [[1.0, 0, 0, 0, 0], [1e-9, 1e-9, 0.4, 1e-9, 0.6], [1.0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0],
+          [1e-9, 1e-9, 0.6, 1e-9, 0.4]]  # after SOS: EOS 0.4, a 0.6; after a: EOS 0.6, a 0.4
+
+
 def tiny_train(cfg, checkpoint, corpus=CORPUS, device="cpu"):
     """training.train, quietly: the record, the checkpoint at checkpoint."""
     return training.train(cfg, corpus, str(checkpoint), torch.device(device), log=lambda line: None)
@@ -170,7 +174,7 @@ def run_script(script, *args, cwd=None, stdin=None, timeout=300):
 
     The command runs in a child process forked from the test process, as __main__, with its own
     standard streams and working folder: the program a user starts, without the two seconds a fresh
-    interpreter spends importing torch. run_fresh starts a new interpreter where that matters."""
+    interpreter spends importing torch. fresh_command starts a new one where that matters."""
     with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         inp.write(stdin or b"")
         inp.seek(0)
@@ -223,10 +227,3 @@ FRESH_ENV = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
 
 def fresh_command(script, *args):
     return [sys.executable, os.path.join(ROOT, script), *map(str, args)]
-
-
-def run_fresh(script, *args, cwd=None, stdin=None, timeout=300):
-    """run_script in a new interpreter: for what a fork cannot show (imports, signals, pipes)."""
-    proc = subprocess.run(fresh_command(script, *args), cwd=cwd or ROOT, input=stdin, capture_output=True,
-                          timeout=timeout, env=FRESH_ENV)
-    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")

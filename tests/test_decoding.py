@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import decoding
-from conftest import Bigram, course_model, random_batch, random_model, teacher_forced_log_prob, vocabularies
+from conftest import A_ID as A, BIGRAM, Bigram, course_model, random_batch, random_model, teacher_forced_log_prob, vocabularies
 from data import EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset
 from decoding import greedy_next_token, nucleus_sampling
 from models import reshape_state
@@ -112,11 +112,6 @@ def test_beam_search_never_returns_more_than_k_hypotheses(trained):
     src, lengths, _, _ = dataset.batch(torch.arange(len(dataset)))
     found = decoding.beam_search(model, src, lengths, max_len=2, beam_size=3)  # max_len cuts every beam
     assert max(len(f) for f in found) == 3 and min(len(f) for f in found) >= 1
-
-
-A = 4  # the id of "a" after PAD SOS EOS UNK
-BIGRAM = [[1.0, 0, 0, 0, 0], [1e-9, 1e-9, 0.4, 1e-9, 0.6], [1.0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0],
-          [1e-9, 1e-9, 0.6, 1e-9, 0.4]]  # after SOS: EOS 0.4, a 0.6; after a: EOS 0.6, a 0.4
 
 
 @pytest.mark.parametrize("penalty, winner", [(0.0, [EOS_IDX]), (1.0, [A, EOS_IDX])])

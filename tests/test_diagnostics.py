@@ -3,7 +3,7 @@ examples, the error analysis, CER by source length, the attention heatmaps."""
 import pytest
 
 import diagnostics
-from conftest import Bigram, run_script, vocabularies
+from conftest import BIGRAM, Bigram, run_script, vocabularies
 from data import Seq2SeqDataset, Vocabulary
 
 
@@ -30,8 +30,7 @@ def test_the_error_analysis_counts_wrong_words_and_substitutions():
 
 def test_a_wrong_word_is_a_search_error_when_the_model_scores_the_gold_higher():
     """Bigram: "a" has log-probability log 0.36 in 2 tokens (score -0.51), "aa" log 0.144 in 3 (-0.65)."""
-    model = Bigram([[1.0, 0, 0, 0, 0], [1e-9, 1e-9, 0.4, 1e-9, 0.6], [1.0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0],
-                    [1e-9, 1e-9, 0.6, 1e-9, 0.4]])
+    model = Bigram(BIGRAM)
     src_vocab, tgt_vocab = Vocabulary.build([["x"]]), Vocabulary.build(["a"])
     dataset = Seq2SeqDataset([(["x"], "a"), (["x"], "aa"), (["x"], "a")], src_vocab, tgt_vocab)
     preds, best_scores = ["", "a", "a"], [-0.92, -0.51, -0.51]  # what a search returned, with its scores
