@@ -177,15 +177,24 @@ class Seq2SeqDataset(Dataset):
         sl, tl = self.src_lengths[idx], self.tgt_lengths[idx]
         return self.src[idx, : int(sl.max())], sl, self.tgt[idx, : int(tl.max())], tl
 
-    def batches(self, batch_size, generator=None, by_length=False):
-        """Index tensors: shuffled with generator, sorted by source length with by_length, else in order."""
+    def batches(self, batch_size, generator=None, by_length=False, bucket=0):
+        """Index tensors: shuffled with generator, sorted by source length with by_length, else in order.
+        bucket=N: sorted by source length within pools of N batches, then the batches shuffled (with generator),
+        so that a batch holds words of about one length: less padding, and no packing when all are equal."""
         if generator is not None:
             order = torch.randperm(len(self), generator=generator)
         elif by_length:
             order = torch.argsort(self.src_lengths, stable=True)
         else:
             order = torch.arange(len(self))
-        return list(order.split(batch_size))
+        if not bucket:
+            return list(order.split(batch_size))
+        chunks = []
+        for pool in order.split(batch_size * bucket):  # each pool sorted by source length, then cut into batches
+            chunks += pool[torch.argsort(self.src_lengths[pool], stable=True)].split(batch_size)
+        if generator is not None:
+            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+        return chunks
 
 
 def collate_samples(samples, padding_idx):

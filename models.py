@@ -52,7 +52,7 @@ class BahdanauAttention(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Embedding -> dropout -> BiLSTM (H/2 per direction, packed; num_layers deep) -> dropout."""
+    """Embedding -> dropout -> BiLSTM (H/2 per direction, num_layers deep; packed when lengths differ) -> dropout."""
 
     def __init__(self, src_vocab_size, hidden_size, padding_idx, dropout, num_layers=1):
         super().__init__()
@@ -67,9 +67,12 @@ class Encoder(nn.Module):
         """src (B, S), lengths (B,) -> outputs (B, S, H) (zero past each length), final state (1, B, H) x2:
         the top layer's forward direction at the last real step beside its backward direction at step 0."""
         emb = self.dropout(self.embedding(src))
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, (h, c) = self.lstm(packed)  # h, c: (2 * num_layers, B, H/2)
-        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        if bool((lengths == src.size(1)).all()):  # no padding (a length-bucketed batch): nothing to pack
+            outputs, (h, c) = self.lstm(emb)
+        else:
+            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            outputs, (h, c) = self.lstm(packed)  # h, c: (2 * num_layers, B, H/2)
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
         return self.dropout(outputs), reshape_state((h[-2:], c[-2:]))
 
 

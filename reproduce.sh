@@ -82,7 +82,14 @@ strong() {  # beyond the assignment: about 160 min of training on one thread, re
   run strongest-spell python hw2-q3.py spell --checkpoint_name "runs/strongest/$ck.pt" --out results/q3/strongest-spell.txt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m'
 }
 
-bench() {
+bench() {  # the opt-in length bucketing trained as the README's speed section reports it, then the benches
+  for n in 4 50; do
+    run "attn-bucket$n-train" python hw2-q3.py train --use_attn --bucket "$n" --checkpoint_name "runs/attn-bucket$n.pt" --quiet
+  done
+  for seed in 43 44; do
+    name="attn-bucket50-seed$seed"
+    run "$name-train" python hw2-q3.py train --use_attn --bucket 50 --seed "$seed" --checkpoint_name "runs/$name.pt" --quiet
+  done
   run bench_q3 python bench/bench_q3.py --checkpoint attn.pt
   run bench_q2 python bench/bench_q2.py
   run bench_threads python bench/bench_threads.py

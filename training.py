@@ -1,4 +1,5 @@
-"""Q3 training: a TrainConfig and a corpus in, the best epoch's checkpoint and a record out. train() validates after every epoch and keeps the best epoch's checkpoint (<name>.pt). While it runs,
+"""Q3 training: a TrainConfig and a corpus in, the best epoch's checkpoint and a record out. train()
+validates after every epoch and keeps the best epoch's checkpoint (<name>.pt). While it runs,
 <name>.last.pt holds the last finished epoch with the optimizer, the schedule, the random states and the
 history, so that resume=True continues an interrupted run exactly as if it had never stopped.
 Checkpoints hold tensors and plain types only: torch.load(..., weights_only=True) reads them.
@@ -36,6 +37,7 @@ class TrainConfig:
     lr: float = 0.003
     n_epochs: int = 20
     batch_size: int = 64
+    bucket: int = 0
     seed: int = 42
     max_len: int = 50
     label_smoothing: float = 0.0
@@ -56,7 +58,7 @@ class TrainConfig:
                  "dropout": 0.0 <= self.dropout < 1.0, "dropout_site": self.dropout_site in ("lstm", "output"),
                  "enc_layers": self.enc_layers >= 1, "input_feed": self.use_attn or not self.input_feed,
                  "lr": math.isfinite(self.lr) and self.lr > 0, "n_epochs": self.n_epochs >= 1,
-                 "batch_size": self.batch_size >= 1, "max_len": self.max_len >= 1,
+                 "batch_size": self.batch_size >= 1, "bucket": self.bucket >= 0, "max_len": self.max_len >= 1,
                  "label_smoothing": 0.0 <= self.label_smoothing < 1.0,
                  "lr_schedule": self.lr_schedule in ("none", "cosine"), "select_on": self.select_on in ("cer", "wer"),
                  "eval_batch_size": self.eval_batch_size >= 1, "num_threads": self.num_threads >= 0}
@@ -85,6 +87,8 @@ FLAGS = {  # TrainConfig field -> (argparse type or choices, help) of hw2-q3.py 
     "dropout": (in_range(float, 0.0, 1.0, high_open=True), "dropout on the embeddings and on the LSTMs' outputs"),
     "hidden_size": (_positive, "hidden size H, even (H/2 per encoder direction)"),
     "batch_size": (_positive, "training batch size"),
+    "bucket": (in_range(int, 0), "sort words by source length within pools of N batches (0: off; beyond the "
+                                 "assignment): less padding, faster, other batches and so other numbers"),
     "dropout_site": (["lstm", "output"], "decoder dropout before attention, or after it (the report's ablation)"),
     "enc_layers": (_positive, "encoder BiLSTM layers (beyond the assignment)"),
     "input_feed": (bool, "feed the previous attentional state to the decoder (beyond the assignment; needs --use_attn)"),
@@ -168,11 +172,12 @@ def finished_run(record_path, checkpoint, cfg):
 
 # ---- training ---------------------------------------------------------------------------------------
 
-def train_epoch(model, dataset, optimizer, criterion, batch_size, generator, device, progress=False):
-    """One pass in shuffled batches; returns the mean of the batch losses."""
+def train_epoch(model, dataset, optimizer, criterion, batch_size, generator, device, progress=False, bucket=0):
+    """One pass in shuffled batches (bucketed by length with bucket: Dataset.batches); returns the mean loss."""
     model.train()
     total, n = torch.zeros((), device=device), 0
-    for idx in tqdm(dataset.batches(batch_size, generator=generator), leave=False, disable=not progress):
+    for idx in tqdm(dataset.batches(batch_size, generator=generator, bucket=bucket), leave=False,
+                    disable=not progress):
         src, src_lengths, tgt, _ = (t.to(device, non_blocking=True) for t in dataset.batch(idx))
         logits, _ = model(src, src_lengths, tgt)  # (B, T-1, V): the decoder reads SOS y_1 .. y_{T-1}
         loss = criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
@@ -235,7 +240,7 @@ def run_epoch(run, sets, criterion, device, progress):
     t0 = time.time()
     cfg = run.cfg
     loss = train_epoch(run.model, sets["train"], run.optimizer, criterion, cfg.batch_size, run.generator, device,
-                       progress)
+                       progress, bucket=cfg.bucket)
     if not math.isfinite(loss) or not finite_weights(run.model):
         return None
     if run.schedule is not None:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""Where an epoch's time goes, against the machine's limit: one Q3 attention epoch and a Q2 vanilla
-epoch (on a subset of the images) split into data preparation, forward, backward, optimizer, validation
-decoding and metrics; their arithmetic (FLOPs counted by torch's FlopCounterMode, the LSTM kernels that
-it does not see added by formula) as a share of what sgemm reaches on the same threads, in the same run.
-    python bench/bench_profile.py [--num_threads 1] [--q2_images 1600]
+"""Where an epoch's time goes, against the machine's limit: one Q3 attention epoch (as the assignment's
+run trains it, and with --bucket) and a Q2 vanilla epoch (on a subset of the images), split into data
+preparation, forward, backward, optimizer, validation decoding and metrics; their arithmetic (FLOPs
+counted by torch's FlopCounterMode, the LSTM kernels that it does not see added by formula) as a share
+of what sgemm reaches on the same threads, in the same run.
+    python bench/bench_profile.py [--num_threads 1] [--q2_images 1600] [--bucket 50]
 """
 import argparse
 import os
@@ -22,6 +23,7 @@ import data  # noqa: E402
 import decoding  # noqa: E402
 import intel  # noqa: E402
 import metrics  # noqa: E402
+import models  # noqa: E402
 import training  # noqa: E402
 from cli import configure_seed  # noqa: E402
 
@@ -60,10 +62,11 @@ def counted_flops(model, loss_of, tensors, lstm_flops=0.0):
     return counter.get_total_flops() + lstm_flops
 
 
-def q3_epoch(split):
-    """One epoch of the assignment's attention model; returns its training FLOPs."""
+def q3_epoch(split, bucket=0):
+    """One epoch of the assignment's attention model (bucketed by length with bucket > 0, as --bucket does);
+    returns its training FLOPs."""
     corpus, _ = data.load_corpus("data", ("train", "valid"))
-    cfg = training.TrainConfig(use_attn=True).check()
+    cfg = training.TrainConfig(use_attn=True, bucket=bucket).check()
     src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))
     configure_seed(cfg.seed)
     run = training.TrainingState(cfg, (src_vocab, tgt_vocab), torch.device("cpu"))
@@ -72,18 +75,28 @@ def q3_epoch(split):
     def loss_of(model, src, src_lengths, tgt):
         logits, _ = model(src, src_lengths, tgt)
         return criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
-    order = list(sets["train"].batches(cfg.batch_size, generator=run.generator))
+    order = list(sets["train"].batches(cfg.batch_size, generator=run.generator, bucket=bucket))
     batch = lambda idx: (lambda: sets["train"].batch(idx)[:3])
-    flops, H = 0.0, cfg.hidden_size
-    for idx in order:  # the decoder LSTM runs in one mkldnn kernel that FlopCounterMode does not count
-        src, src_lengths, tgt = sets["train"].batch(idx)[:3]
-        lstm = 3 * 2 * 4 * H * (H + H) * len(idx) * (tgt.size(1) - 1)  # forward, and backward as twice that
-        flops += counted_flops(run.model, loss_of, (src, src_lengths, tgt), lstm)
+    flops = 0.0
+    for idx in order:
+        tensors = sets["train"].batch(idx)[:3]
+        flops += counted_flops(run.model, loss_of, tensors, lstm_flops(cfg.hidden_size, *tensors))
     training_steps(run.model, [batch(idx) for idx in order], loss_of, run.optimizer, split)
     run.model.eval()
     t, preds = timed(lambda: decoding.decode_dataset(run.model, sets["valid"], cfg.eval_batch_size, cfg.max_len))
     split["validation decoding"] += t
     split["metrics"] += timed(lambda: metrics.cer_wer(preds, sets["valid"].golds))[0]
+    return flops
+
+
+def lstm_flops(H, src, src_lengths, tgt):
+    """FLOPs of the LSTM calls that run in one mkldnn kernel, which FlopCounterMode does not see: the
+    decoder's, and the encoder's when the batch has no padding (otherwise its packed steps are counted).
+    Forward 2 * 4 gates * out * (in + out) per word and step; backward twice that."""
+    B = src.size(0)
+    flops = 3 * 2 * 4 * H * (H + H) * B * (tgt.size(1) - 1)
+    if bool((src_lengths == src.size(1)).all()):
+        flops += 3 * 2 * 2 * 4 * (H // 2) * (H + H // 2) * B * src.size(1)  # two directions of H/2
     return flops
 
 
@@ -102,6 +115,34 @@ def q2_epoch(split, n_images):
     return flops
 
 
+def adam_variants(steps=30):
+    """Adam as the scripts run it (one tensor at a time) against torch's foreach and fused versions, on the
+    attention model's first training batches: milliseconds per optimizer step, and whether the weights
+    after the steps equal those of the default, to the last bit (what the committed runs need)."""
+    corpus, _ = data.load_corpus("data", ("train",))
+    src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train",))
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
+    rows, default = [], None
+    for variant in ("default", "foreach", "fused"):
+        configure_seed(42)
+        model = models.build_model(training.TrainConfig(use_attn=True), len(src_vocab), len(tgt_vocab)).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.003, **({variant: True} if variant != "default" else {}))
+        seconds = 0.0
+        for idx in sets["train"].batches(64, generator=torch.Generator().manual_seed(42))[:steps]:
+            src, src_lengths, tgt, _ = sets["train"].batch(idx)
+            logits, _ = model(src, src_lengths, tgt)
+            optimizer.zero_grad(set_to_none=True)
+            criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1)).backward()
+            seconds += timed(optimizer.step)[0]
+        weights = [p.detach().clone() for p in model.parameters()]
+        default = default or weights
+        rows.append({"variant": variant, "ms_per_step": seconds / steps * 1000,
+                     "same_weights": all(torch.equal(a, b) for a, b in zip(weights, default))})
+        print(f"Adam {variant:<8} {rows[-1]['ms_per_step']:5.2f} ms per step, "
+              f"{'the same weights' if rows[-1]['same_weights'] else 'other weights'} after {steps} steps")
+    return rows
+
+
 def report(task, label, split, flops, limit):
     total = sum(split.values())
     share = flops / total / limit
@@ -116,17 +157,20 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads (1: the scripts' default)")
     p.add_argument("--q2_images", type=int, default=1600, help="training images of the timed Q2 epoch")
+    p.add_argument("--bucket", type=int, default=50, help="the --bucket pool size of the bucketed Q3 row")
     p.add_argument("--out", default="results/bench/bench_profile.json", help="where the figures go")
     args = p.parse_args()
     torch.set_num_threads(args.num_threads)
     limit = sgemm_flops_per_second()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s): sgemm {limit / 1e9:.0f} GFLOP/s")
-    q3_split, q2_split = defaultdict(float), defaultdict(float)
+    q3_split, bucket_split, q2_split = defaultdict(float), defaultdict(float), defaultdict(float)
     rows = [report("q3", "Q3, one epoch of the attention model", q3_split, q3_epoch(q3_split), limit),
+            report("q3-bucket", f"Q3, the same with --bucket {args.bucket}", bucket_split,
+                   q3_epoch(bucket_split, bucket=args.bucket), limit),
             report("q2", f"Q2, the vanilla network on {args.q2_images:,} training images", q2_split,
                    q2_epoch(q2_split, args.q2_images), limit)]
     artefacts.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__,
-                         "sgemm_gflops": limit / 1e9, "rows": rows}, args.out)
+                         "sgemm_gflops": limit / 1e9, "rows": rows, "adam": adam_variants()}, args.out)
 
 
 if __name__ == "__main__":

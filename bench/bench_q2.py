@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Q2 speed: training images/second of hw2-q2.py's in-memory loop against a plain DataLoader over a
 TensorDataset, and of the variants tried (channels_last), side by side in one run, same model, batch 8.
-    python bench/bench_q2.py [--images 2400] [--device cpu]
+    python bench/bench_q2.py [--images 1600] [--device cpu] [--num_threads 1]
 """
 import argparse
 import os
@@ -58,12 +58,14 @@ def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--images", type=int, default=3200, help="training images per timed epoch")
+    p.add_argument("--images", type=int, default=1600, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=2, help="timed epochs per variant (the fastest is kept)")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (the assignment's is 8)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads (1: the scripts' default)")
     p.add_argument("--out", default="results/bench/bench_q2.json", help="where the measurements go")
     args = p.parse_args()
+    torch.set_num_threads(args.num_threads)
     device = get_device(args.device)
     g = torch.Generator().manual_seed(0)
     X = torch.rand(args.images, 3, 48, 48, generator=g).to(device)  # the pixel values do not change the cost

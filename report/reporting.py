@@ -117,45 +117,87 @@ def readme_results():
     ])
 
 
+BUCKET_RUNS = {  # the attention model's training records, seeds 42 (43, 44), by --bucket setting
+    "off (the assignment's runs)": ("attn-train", "attn-seed43-train", "attn-seed44-train"),
+    "`--bucket 50`": ("attn-bucket50-train", "attn-bucket50-seed43-train", "attn-bucket50-seed44-train"),
+    "`--bucket 4`": ("attn-bucket4-train",)}
+
+
 def readme_speed():
-    """The README's speed lines, from the benchmark JSONs."""
-    b3, b2, bt = load("bench/bench_q3.json"), load("bench/bench_q2.json"), load("bench/bench_threads.json")
-    ips = b2["images_per_second"]
-    rows = {(r["task"], r["load"]): r for r in bt["rows"]}
-    ms = lambda r, t: r["seconds_per_batch"][t] * 1000
-    threads = "; ".join(f"{'Q3' if task == 'q3' else 'Q2'} {load_}: {ms(r, '1'):.0f} ms per batch on one thread, "
-                        f"{ms(r, '2'):.0f} on two" for (task, load_), r in rows.items())
-    prof = load("bench/bench_profile.json")
-    split = lambda row: ", ".join(f"{phase} {t / row['seconds']:.0%}" for phase, t in row["split_seconds"].items()
-                                  if t / row["seconds"] >= 0.005)
-    overhead = max((row["split_seconds"].get("data", 0) + row["split_seconds"].get("metrics", 0)) / row["seconds"]
-                   for row in prof["rows"])
-    profile = [f"- Against the machine's limit (`bench/bench_profile.py`, {prof['threads']} thread, sgemm "
-               f"{prof['sgemm_gflops']:.0f} GFLOP/s in the same run): "
-               + "; ".join(f"{row['label']}: {row['seconds']:.1f} s, {row['gflop']:.0f} GFLOP, "
-                           f"{row['share_of_sgemm']:.0%} of sgemm ({split(row)})" for row in prof["rows"])
-               + f". Data preparation and metrics take at most {overhead:.1%} of an epoch: the rest is the model's own "
-               "kernels."]
+    """The README's speed section, from the benchmark JSONs and the run records."""
     minutes = lambda record: record["wall_seconds"] / 60
     attn, noattn = load("q3/attn-train.json"), load("q3/no-attn-train.json")
     sweep = load("q2/sweep-vanilla.json")
     bn = load(f"q2/cnn-bn-lr{sweep['best_learning_rate']:g}.json")
     sweep_hours = sum(minutes(load(f"q2/{name}.json")) for name in sweep["runs"]) / 60
+    prof = load("bench/bench_profile.json")
     return "\n".join([
         f"- Training times at the default one thread, as each run recorded them: Q3 with attention "
         f"({attn['config']['n_epochs']} epochs) {minutes(attn):.1f} min, without {minutes(noattn):.1f} min; Q2 "
         f"({bn['config']['epochs']} epochs) the network with batch norm {minutes(bn):.0f} min, the vanilla sweep of "
         f"{len(sweep['runs'])} learning rates {sweep_hours:.1f} h.",
-        *profile,
-        f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): {threads}.",
-        f"- Q3 (`bench/bench_q3.py`, {b3['threads']} threads): one epoch (training, then greedy decoding of the validation words) takes "
-        f"{b3['seconds']['ours']['epoch']:.1f} s against {b3['seconds']['reference']['epoch']:.1f} s for a per-step "
-        f"reference of the same model (×{b3['speedup']['epoch']:.1f}); beam search per 1,000 words: "
+        *profile_table(prof), "", adam_line(prof), bucket_line(), threads_line(load("bench/bench_threads.json")),
+        *bench_lines()])
+
+
+def profile_table(prof):
+    """bench_profile's rows as a table: time, FLOPs, share of sgemm and the split by phase."""
+    phases = ("forward", "backward", "optimizer", "validation decoding")
+    rows = [f"- Where an epoch goes (`bench/bench_profile.py`, {prof['threads']} thread; sgemm reaches "
+            f"{prof['sgemm_gflops']:.0f} GFLOP/s on the same thread in the same run):", "",
+            "| epoch | seconds | GFLOP | share of sgemm | " + " | ".join(phases) + " | data and metrics |",
+            "|---|" + "---:|" * (4 + len(phases))]
+    for row in prof["rows"]:
+        split, total = row["split_seconds"], row["seconds"]
+        share = lambda t: f"{t / total:.0%}"
+        rows.append(f"| {row['label']} | {total:.1f} | {row['gflop']:.0f} | {row['share_of_sgemm']:.0%} | "
+                    + " | ".join(share(split[p]) if p in split else "–" for p in phases)
+                    + f" | {(split.get('data', 0) + split.get('metrics', 0)) / total:.1%} |")
+    return rows
+
+
+def adam_line(prof):
+    """Adam's variants per optimizer step, and whether they keep the committed weights."""
+    return ("- Adam on the attention model (`bench/bench_profile.py`, the same run): " + "; ".join(
+        f"{r['variant']} {r['ms_per_step']:.1f} ms per step ({'the same' if r['same_weights'] else 'other'} weights)"
+        for r in prof["adam"]) + ".")
+
+
+def bucket_line():
+    """What --bucket does to the model: the best validation CER of each committed run (bench_q3 times it)."""
+    cer = lambda names: ", ".join(f"{load(f'q3/{n}.json')['best_val_cer']:.4f}" for n in names)
+    return ("- Length bucketing, opt-in (`hw2-q3.py train --use_attn --bucket N`): best validation CER of seeds "
+            "42, 43 and 44 " + "; ".join(f"{name} {cer(names)}" for name, names in BUCKET_RUNS.items())
+            + " (seed 42 only).")
+
+
+def threads_line(bt):
+    """One thread against two, per batch: the median batch and the mean one (what an epoch costs)."""
+    ms = lambda r, key, t: r[key][t] * 1000
+    parts = [f"{'Q3' if r['task'] == 'q3' else 'Q2'} {r['load']}: median {ms(r, 'seconds_per_batch', '1'):.0f} ms per "
+             f"batch on one thread, {ms(r, 'seconds_per_batch', '2'):.0f} on two; mean "
+             f"{ms(r, 'mean_seconds_per_batch', '1'):.0f} against {ms(r, 'mean_seconds_per_batch', '2'):.0f}"
+             for r in bt["rows"]]
+    return f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): " + "; ".join(parts) + "."
+
+
+def bench_lines():
+    """bench_q3 (ours, bucketed or not, against the per-step reference) and bench_q2 (ours against a DataLoader)."""
+    b3, b2 = load("bench/bench_q3.json"), load("bench/bench_q2.json")
+    ips, sec, up = b2["images_per_second"], b3["seconds"], b3["speedup"]
+    threads = lambda b: f"{b['threads']} thread{'s' * (b['threads'] > 1)}"
+    ours = [f"{sec['ours']['epoch']:.1f} s as the assignment's run trains (×{up['ours']['epoch']:.1f})"] + [
+        f"{sec[f'bucket{n}']['epoch']:.1f} s with `--bucket {n}` (×{up[f'bucket{n}']['epoch']:.1f})" for n in b3["buckets"]]
+    return [
+        f"- Q3 (`bench/bench_q3.py`, {threads(b3)}, side by side): one epoch (training, then greedy decoding of the "
+        f"validation words) takes " + ", ".join(ours) + f", against {sec['reference']['epoch']:.1f} s for a per-step "
+        "reference of the same model; beam search per 1,000 words: "
         + ", ".join(f"beam {k} {v:.2f} s" for k, v in b3["beam_seconds_per_1000_words"].items()) + ".",
-        f"- Q2 (`bench/bench_q2.py`, batch {b2['batch_size']}, {b2['threads']} threads): the in-memory loop trains the vanilla network at "
-        f"{ips['vanilla/ours']:.0f} images/s against {ips['vanilla/dataloader']:.0f} for a plain `DataLoader`, the "
-        f"batch-norm network at {ips['bn/ours']:.0f} against {ips['bn/dataloader']:.0f}.",
-    ])
+        f"- Q2 (`bench/bench_q2.py`, batch {b2['batch_size']}, {threads(b2)}): the in-memory loop trains the vanilla "
+        f"network at {ips['vanilla/ours']:.0f} images/s against {ips['vanilla/dataloader']:.0f} for a plain "
+        f"`DataLoader` ({ips['vanilla/channels_last']:.0f} with `-channels_last`), the batch-norm network at "
+        f"{ips['bn/ours']:.0f} against {ips['bn/dataloader']:.0f} ({ips['bn/channels_last']:.0f}).",
+    ]
 
 
 def with_generated_parts(text, path="README.md"):

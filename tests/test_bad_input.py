@@ -68,6 +68,7 @@ ROWS = [
     Row("q3 dropout of one", "hw2-q3.py train --dropout 1", {}, "argument --dropout: must be in [0.0, 1.0)"),
     Row("q3 odd hidden size", "hw2-q3.py train --hidden_size 127", {}, "--hidden_size must be even"),
     Row("q3 input feeding without attention", "hw2-q3.py train --input_feed", {}, "--input_feed needs --use_attn"),
+    Row("q3 negative bucket pool", "hw2-q3.py train --bucket -1", {}, "argument --bucket: must be"),
     Row("q3 unknown selection metric", "hw2-q3.py train --select_on bleu", {}, "--select_on: invalid choice: 'bleu'"),
     Row("q3 extreme length penalty", "hw2-q3.py test --length_penalty 1e9", {}, "must be in [0.0, 5.0]"),
     Row("q3 device this machine lacks", "hw2-q3.py test --device cuda:7", {}, "--device cuda:7"),

@@ -1,8 +1,10 @@
 """models.py: the assignment's attention equations, padding that changes nothing, the batch equal to its
-words one by one, teacher forcing in bulk equal to the step-by-step loop, the encoder's final state, input
-feeding, and the course's contract (its constructors, its training step, a bare state_dict)."""
+words one by one, teacher forcing in bulk equal to the step-by-step loop, the encoder's final state (packed,
+or unpacked without padding), input feeding, and the course's contract (its constructors, its training step,
+a bare state_dict)."""
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import course_model, random_batch, random_model
 from data import EOS_IDX, PAD_IDX
@@ -157,3 +159,13 @@ def test_the_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output)
     enc, state = model.encoder(src, lengths)
     out, _ = model.decoder(tgt, state, enc, lengths)  # with site "lstm" attention's tanh output is never dropped
     assert bool((out == 0).any()) is zeros_in_output
+
+
+def test_a_batch_without_padding_skips_packing_and_gets_what_packing_gives():
+    torch.manual_seed(0)
+    encoder = Encoder(12, 16, PAD_IDX, 0.0, num_layers=2).train()  # train mode: the kernel a bucketed run uses
+    src, lengths = torch.randint(4, 12, (5, 7)), torch.full((5,), 7)
+    outputs, state = encoder(src, lengths)
+    want, (h, c) = encoder.lstm(pack_padded_sequence(encoder.embedding(src), lengths, batch_first=True))
+    torch.testing.assert_close(outputs, pad_packed_sequence(want, batch_first=True)[0])
+    torch.testing.assert_close(state, reshape_state((h[-2:], c[-2:])))
