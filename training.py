@@ -87,8 +87,8 @@ FLAGS = {  # TrainConfig field -> (argparse type or choices, help) of hw2-q3.py 
     "dropout": (in_range(float, 0.0, 1.0, high_open=True), "dropout on the embeddings and on the LSTMs' outputs"),
     "hidden_size": (_positive, "hidden size H, even (H/2 per encoder direction)"),
     "batch_size": (_positive, "training batch size"),
-    "bucket": (in_range(int, 0), "sort words by source length within pools of N batches (0: off; beyond the "
-                                 "assignment): less padding, faster, other batches and so other numbers"),
+    "bucket": (in_range(int, 0), "sort words by source length within pools of this many batches (0: off; "
+                                 "beyond the assignment): less padding, faster, other batches, other numbers"),
     "dropout_site": (["lstm", "output"], "decoder dropout before attention, or after it (the report's ablation)"),
     "enc_layers": (_positive, "encoder BiLSTM layers (beyond the assignment)"),
     "input_feed": (bool, "feed the previous attentional state to the decoder (beyond the assignment; needs --use_attn)"),

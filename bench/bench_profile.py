@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Where an epoch's time goes, against the machine's limit: one Q3 attention epoch (as the assignment's
 run trains it, and with --bucket) and a Q2 vanilla epoch (on a subset of the images), split into data
-preparation, forward, backward, optimizer, validation decoding and metrics; their arithmetic (FLOPs
-counted by torch's FlopCounterMode, the LSTM kernels that it does not see added by formula) as a share
-of what sgemm reaches on the same threads, in the same run.
+preparation, forward, backward, optimizer, validation decoding, metrics and bookkeeping (the epoch's
+checkpoint and training state); their arithmetic (FLOPs counted by torch's FlopCounterMode, the LSTM
+kernels that it does not see added by formula) as a share of what sgemm reaches on the same threads,
+in the same run.
     python bench/bench_profile.py [--num_threads 1] [--q2_images 1600] [--bucket 50]
 """
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections import defaultdict
 
@@ -86,6 +88,10 @@ def q3_epoch(split, bucket=0):
     t, preds = timed(lambda: decoding.decode_dataset(run.model, sets["valid"], cfg.eval_batch_size, cfg.max_len))
     split["validation decoding"] += t
     split["metrics"] += timed(lambda: metrics.cer_wer(preds, sets["valid"].golds))[0]
+    with tempfile.TemporaryDirectory() as tmp:  # what train() writes after an epoch: checkpoint and training state
+        split["bookkeeping"] += timed(lambda: (
+            training.save_checkpoint(os.path.join(tmp, "m.pt"), run.model, cfg, src_vocab, tgt_vocab, epoch=1),
+            run.save_state(os.path.join(tmp, "m.last.pt"))))[0]
     return flops
 
 

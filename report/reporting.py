@@ -145,14 +145,14 @@ def profile_table(prof):
     phases = ("forward", "backward", "optimizer", "validation decoding")
     rows = [f"- Where an epoch goes (`bench/bench_profile.py`, {prof['threads']} thread; sgemm reaches "
             f"{prof['sgemm_gflops']:.0f} GFLOP/s on the same thread in the same run):", "",
-            "| epoch | seconds | GFLOP | share of sgemm | " + " | ".join(phases) + " | data and metrics |",
+            "| epoch | seconds | GFLOP | share of sgemm | " + " | ".join(phases) + " | data, metrics, bookkeeping |",
             "|---|" + "---:|" * (4 + len(phases))]
     for row in prof["rows"]:
         split, total = row["split_seconds"], row["seconds"]
         share = lambda t: f"{t / total:.0%}"
         rows.append(f"| {row['label']} | {total:.1f} | {row['gflop']:.0f} | {row['share_of_sgemm']:.0%} | "
                     + " | ".join(share(split[p]) if p in split else "–" for p in phases)
-                    + f" | {(split.get('data', 0) + split.get('metrics', 0)) / total:.1%} |")
+                    + f" | {sum(split.get(p, 0) for p in ('data', 'metrics', 'bookkeeping')) / total:.1%} |")
     return rows
 
 
