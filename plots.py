@@ -35,7 +35,7 @@ def save_figure(fig, stem, png=False, tight=True):
     return paths
 
 
-def plot(epochs, plottables, ylabel, stem, title=None, xlabel="Epoch", png=False):
+def plot(epochs, plottables, ylabel, stem, title=None, xlabel="Epoch", png=False, legend_loc="best"):
     """One line per entry of plottables {label: values}, against epochs."""
     plt = plt_style()
     fig, ax = plt.subplots()
@@ -47,7 +47,7 @@ def plot(epochs, plottables, ylabel, stem, title=None, xlabel="Epoch", png=False
     if title:
         ax.set_title(title)
     if len(plottables) > 1:
-        ax.legend()
+        ax.legend(loc=legend_loc)
     return save_figure(fig, stem, png=png)
 
 
@@ -84,11 +84,12 @@ def cnn_run_figures(result, classes, stem):
         else:
             paths += plot(history["epoch"], {label: history["train_loss"]}, "Training loss", f"{stem}-train_loss",
                           title=title)
-        curves = {label: history["val_acc"]}
-        if history.get("val_acc_reestimated_bn"):
-            curves = {"batch-norm running averages (eval mode)": history["val_acc"],
-                      "statistics re-estimated on the training set": history["val_acc_reestimated_bn"]}
-        paths += plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title)
+        curves, where = {label: history["val_acc"]}, "best"
+        if history.get("val_acc_reestimated_bn"):  # two curves that rise from the lower left: the legend goes right
+            curves = {"running averages (eval mode)": history["val_acc"],
+                      "re-estimated on the training set": history["val_acc_reestimated_bn"]}
+            where = "lower right"
+        paths += plot(history["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title, legend_loc=where)
     if result.get("confusion_matrix"):
         paths += confusion_figure(result["confusion_matrix"], classes, f"{stem}-confusion",
                                   f"{title}\nepoch {result['best_epoch']}: test accuracy {result['best_val_test_acc']:.3f}")
