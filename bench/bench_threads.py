@@ -2,7 +2,7 @@
 """Threads: seconds per training batch with 1 and 2 torch threads, side by side in one run, on an idle
 CPU and with a competing busy process, for Q3 (batch 64, attention) and Q2 (batch 8, batch norm).
 Each setting runs in its own process; the figures are the median and the mean over the timed batches
-(the mean is what an epoch costs: its long batches are the ones a second thread speeds up most).
+(the mean is what an epoch costs; the median hides its long batches).
 
     python bench/bench_threads.py [--batches 40]
 """
