@@ -158,9 +158,9 @@ def profile_table(prof):
 
 def adam_line(prof):
     """Adam's variants per optimizer step, and whether they keep the committed weights."""
+    weights = lambda r: "" if r["variant"] == "default" else f" ({'the same' if r['same_weights'] else 'other'} weights)"
     return ("- Adam on the attention model (`bench/bench_profile.py`, the same run): " + "; ".join(
-        f"{r['variant']} {r['ms_per_step']:.1f} ms per step ({'the same' if r['same_weights'] else 'other'} weights)"
-        for r in prof["adam"]) + ".")
+        f"{r['variant']} {r['ms_per_step']:.1f} ms per step{weights(r)}" for r in prof["adam"]) + ".")
 
 
 def bucket_line():
