@@ -120,9 +120,9 @@ def main():
         print(f"{name} against the reference: train x{r['train']:.2f}, decode x{r['decode']:.2f}, epoch x{r['epoch']:.2f}")
 
     beams = time_beams(decoder_model.eval(), valid_set, args.beam_sizes)
-    artefacts.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn), "buckets": args.buckets,
-                     "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
-                     "data": source, "decode_checkpoint": args.checkpoint}, args.out)
+    artefacts.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
+                         "buckets": args.buckets, "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
+                         "data": source, "decode_checkpoint": args.checkpoint}, args.out)
 
 
 def time_beams(model, valid_set, beam_sizes):

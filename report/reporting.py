@@ -165,10 +165,10 @@ def adam_line(prof):
 
 def bucket_line():
     """What --bucket does to the model: the best validation CER of each committed run (bench_q3 times it)."""
-    cer = lambda names: ", ".join(f"{load(f'q3/{n}.json')['best_val_cer']:.4f}" for n in names)
+    cer = lambda names: ", ".join(f"{load(f'q3/{n}.json')['best_val_cer']:.4f}" for n in names) + \
+        (" (seed 42 only)" if len(names) == 1 else "")
     return ("- Length bucketing, opt-in (`hw2-q3.py train --use_attn --bucket N`): best validation CER of seeds "
-            "42, 43 and 44 " + "; ".join(f"{name} {cer(names)}" for name, names in BUCKET_RUNS.items())
-            + " (seed 42 only).")
+            "42, 43 and 44 " + "; ".join(f"{name} {cer(names)}" for name, names in BUCKET_RUNS.items()) + ".")
 
 
 def threads_line(bt):
