@@ -67,7 +67,7 @@ class Encoder(nn.Module):
         """src (B, S), lengths (B,) -> outputs (B, S, H) (zero past each length), final state (1, B, H) x2:
         the top layer's forward direction at the last real step beside its backward direction at step 0."""
         emb = self.dropout(self.embedding(src))
-        if bool((lengths == src.size(1)).all()):  # no padding (a length-bucketed batch): nothing to pack
+        if bool(length_mask(lengths, src.size(1)).all()):  # no padding (a length-bucketed batch): nothing to pack
             outputs, (h, c) = self.lstm(emb)
         else:
             packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)

@@ -64,6 +64,20 @@ def counted_flops(model, loss_of, tensors, lstm_flops=0.0):
     return counter.get_total_flops() + lstm_flops
 
 
+Q3_CRITERION = torch.nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
+
+
+def q3_loss(model, src, src_lengths, tgt):
+    """The loss train_epoch takes on one batch of the P2G model."""
+    logits, _ = model(src, src_lengths, tgt)
+    return Q3_CRITERION(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
+
+
+def q3_batches(dataset, order):
+    """training_steps' batches: a callable per index tensor of order, returning (src, src_lengths, tgt)."""
+    return [(lambda idx=idx: dataset.batch(idx)[:3]) for idx in order]
+
+
 def q3_epoch(split, bucket=0):
     """One epoch of the assignment's attention model (bucketed by length with bucket > 0, as --bucket does);
     returns its training FLOPs."""
@@ -72,18 +86,12 @@ def q3_epoch(split, bucket=0):
     src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))
     configure_seed(cfg.seed)
     run = training.TrainingState(cfg, (src_vocab, tgt_vocab), torch.device("cpu"))
-    criterion = torch.nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
-
-    def loss_of(model, src, src_lengths, tgt):
-        logits, _ = model(src, src_lengths, tgt)
-        return criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
     order = list(sets["train"].batches(cfg.batch_size, generator=run.generator, bucket=bucket))
-    batch = lambda idx: (lambda: sets["train"].batch(idx)[:3])
     flops = 0.0
     for idx in order:
         tensors = sets["train"].batch(idx)[:3]
-        flops += counted_flops(run.model, loss_of, tensors, lstm_flops(cfg.hidden_size, *tensors))
-    training_steps(run.model, [batch(idx) for idx in order], loss_of, run.optimizer, split)
+        flops += counted_flops(run.model, q3_loss, tensors, lstm_flops(cfg.hidden_size, *tensors))
+    training_steps(run.model, q3_batches(sets["train"], order), q3_loss, run.optimizer, split)
     run.model.eval()
     t, preds = timed(lambda: decoding.decode_dataset(run.model, sets["valid"], cfg.eval_batch_size, cfg.max_len))
     split["validation decoding"] += t
@@ -101,7 +109,7 @@ def lstm_flops(H, src, src_lengths, tgt):
     Forward 2 * 4 gates * out * (in + out) per word and step; backward twice that."""
     B = src.size(0)
     flops = 3 * 2 * 4 * H * (H + H) * B * (tgt.size(1) - 1)
-    if bool((src_lengths == src.size(1)).all()):
+    if bool(models.length_mask(src_lengths, src.size(1)).all()):  # as Encoder.forward decides
         flops += 3 * 2 * 2 * 4 * (H // 2) * (H + H // 2) * B * src.size(1)  # two directions of H/2
     return flops
 
@@ -127,25 +135,20 @@ def adam_variants(steps=30):
     after the steps equal those of the default, to the last bit (what the committed runs need)."""
     corpus, _ = data.load_corpus("data", ("train",))
     src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train",))
-    criterion = torch.nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
+    order = sets["train"].batches(64, generator=torch.Generator().manual_seed(42))[:steps]
     rows, default = [], None
     for variant in ("default", "foreach", "fused"):
         configure_seed(42)
-        model = models.build_model(training.TrainConfig(use_attn=True), len(src_vocab), len(tgt_vocab)).train()
+        model = models.build_model(training.TrainConfig(use_attn=True), len(src_vocab), len(tgt_vocab))
         optimizer = torch.optim.Adam(model.parameters(), lr=0.003, **({variant: True} if variant != "default" else {}))
-        seconds = 0.0
-        for idx in sets["train"].batches(64, generator=torch.Generator().manual_seed(42))[:steps]:
-            src, src_lengths, tgt, _ = sets["train"].batch(idx)
-            logits, _ = model(src, src_lengths, tgt)
-            optimizer.zero_grad(set_to_none=True)
-            criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1)).backward()
-            seconds += timed(optimizer.step)[0]
+        split = defaultdict(float)
+        training_steps(model, q3_batches(sets["train"], order), q3_loss, optimizer, split)
         weights = [p.detach().clone() for p in model.parameters()]
         default = default or weights
-        rows.append({"variant": variant, "ms_per_step": seconds / steps * 1000,
+        rows.append({"variant": variant, "ms_per_step": split["optimizer"] / len(order) * 1000,
                      "same_weights": all(torch.equal(a, b) for a, b in zip(weights, default))})
         print(f"Adam {variant:<8} {rows[-1]['ms_per_step']:5.2f} ms per step, "
-              f"{'the same weights' if rows[-1]['same_weights'] else 'other weights'} after {steps} steps")
+              f"{'the same weights' if rows[-1]['same_weights'] else 'other weights'} after {len(order)} steps")
     return rows
 
 
