@@ -1,9 +1,9 @@
 """Q3 data: the P2G TSV files, vocabularies and padded batches.
 
-The course skeleton's interface, with its behaviour: PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX, MAX_LENGTH,
-Vocabulary, Seq2SeqDataset, read_tsv_corpus and collate_samples. Beside it, what our scripts use:
-Vocabulary.build (ids in sorted order), Seq2SeqDataset.batch / batches (padded tensors by index),
-and load_corpus (every line checked; an ISLEX-based fallback when the course data are missing).
+The course skeleton's names and behaviour (PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX, MAX_LENGTH, Vocabulary,
+Seq2SeqDataset, read_tsv_corpus, collate_samples); beside them, what hw2-q3.py uses: Vocabulary.build
+(ids in sorted order), Seq2SeqDataset.batch / batches (padded tensors by index), and load_corpus (every
+line checked; a loud ISLEX-based fallback when the course data are missing).
 """
 import os
 import random
@@ -13,16 +13,12 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from cli import InputError
+from utils import InputError
 
 PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX = 0, 1, 2, 3
 MAX_LENGTH = 20
 SPECIALS = ["PAD", "SOS", "EOS", "UNK"]
 SPLITS = ("train", "valid", "test")
-
-
-class DataError(InputError):
-    """Bad input data; its message names the file and the line."""
 
 
 class Vocabulary:
@@ -96,25 +92,25 @@ class Vocabulary:
 
 
 def _lines(path):
-    """(line number, text) of each line of a UTF-8 file; a DataError naming the file and line otherwise."""
+    """(line number, text) of each line of a UTF-8 file; a InputError naming the file and line otherwise."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise InputError(f"{path}: file not found") from None
     except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
     for lineno, line in enumerate(raw.split(b"\n"), 1):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column {e.start + 1})") from None
+            raise InputError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column {e.start + 1})") from None
         yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text  # a byte-order mark is no phoneme
 
 
 def read_tsv_corpus(path, max_length=None, src_tokenizer=list, tgt_tokenizer=list):
     """[(src tokens, tgt tokens)] from lines `SOURCE<TAB>TARGET` (the course's reader), pairs longer than
-    max_length left out. Every line is checked: a DataError names the file and the line."""
+    max_length left out. Every line is checked: a InputError names the file and the line."""
     pairs = []
     for lineno, line in _lines(path):
         line = line.strip(" \r\n")  # the course strips the line; a tab at either end stays, to be reported
@@ -122,14 +118,14 @@ def read_tsv_corpus(path, max_length=None, src_tokenizer=list, tgt_tokenizer=lis
             continue
         parts = line.split("\t")
         if len(parts) != 2:
-            raise DataError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
+            raise InputError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
         src, tgt = src_tokenizer(parts[0]), tgt_tokenizer(parts[1])
         if not src or not tgt:
-            raise DataError(f"{path}:{lineno}: empty {'phonemes' if not src else 'spelling'}")
+            raise InputError(f"{path}:{lineno}: empty {'phonemes' if not src else 'spelling'}")
         if max_length is None or (len(src) <= max_length and len(tgt) <= max_length):
             pairs.append((src, tgt))
     if not pairs:
-        raise DataError(f"{path}: no examples (empty file)")
+        raise InputError(f"{path}: no examples (empty file)")
     return pairs
 
 
@@ -177,24 +173,16 @@ class Seq2SeqDataset(Dataset):
         sl, tl = self.src_lengths[idx], self.tgt_lengths[idx]
         return self.src[idx, : int(sl.max())], sl, self.tgt[idx, : int(tl.max())], tl
 
-    def batches(self, batch_size, generator=None, by_length=False, bucket=0):
-        """Index tensors: shuffled with generator, sorted by source length with by_length, else in order.
-        bucket=N: sorted by source length within pools of N batches, then the batches shuffled (with generator),
-        so that a batch holds words of about one length: less padding, and no packing when all are equal."""
+    def batches(self, batch_size, generator=None, by_length=False):
+        """Index tensors of batch_size examples: shuffled with generator, sorted by source length with
+        by_length (decoding), else in order."""
         if generator is not None:
             order = torch.randperm(len(self), generator=generator)
         elif by_length:
             order = torch.argsort(self.src_lengths, stable=True)
         else:
             order = torch.arange(len(self))
-        if not bucket:
-            return list(order.split(batch_size))
-        chunks = []
-        for pool in order.split(batch_size * bucket):  # each pool sorted by source length, then cut into batches
-            chunks += pool[torch.argsort(self.src_lengths[pool], stable=True)].split(batch_size)
-        if generator is not None:
-            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
-        return chunks
+        return list(order.split(batch_size))
 
 
 def collate_samples(samples, padding_idx):

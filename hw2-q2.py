@@ -1,220 +1,348 @@
 #!/usr/bin/env python
 """Q2: a CNN on the Intel landscapes images (48x48 RGB, 6 classes).
 
-The default network is the Q2.2 one (batch norm + global average pooling); -no_batch_norm gives the
-vanilla Q2.1 network. Each run writes results/q2/<run>.json and its figures (a run whose settings differ
-from the result already there goes to runs/q2/ instead); -sweep runs several learning rates and draws the
-two figures the assignment asks for.
+    python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001    # Q2.1: the vanilla network at each rate
+    python hw2-q2.py -learning_rate 0.01                     # Q2.2: batch norm + global average pooling
+
+The course skeleton's classes and functions, filled in. Each run writes runs/q2/<run>.json (-out_dir)
+with its curves and test confusion matrix; the model kept is the epoch of best validation accuracy.
 """
 import argparse
+import copy
+import math
 import os
 import sys
 import time
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
 
-import artefacts
-import intel
-import plots
-from cli import InputError, configure_seed, get_device, in_range, run, set_threads
-from cnn import CNN, ConvBlock, confusion, fit, get_number_trainable_params, param_table, predict  # noqa: F401
-from locks import run_lock
-from metrics import wilson_ci
+from utils import (CLASSES, INTEL_PATH, configure_seed, get_device, in_range, load_images, plot_curves,
+                   pyplot, run, save_figure, save_json, set_threads)
 
+
+class ConvBlock(nn.Module):
+    """conv (k x k, stride 1) -> [BatchNorm2d] -> ReLU -> [MaxPool 2x2] -> Dropout."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, padding=None, maxpool=True,
+                 batch_norm=True, dropout=0.0, bias=True):
+        super().__init__()
+        padding = kernel_size // 2 if padding is None else padding
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=padding, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2) if maxpool else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.pool(self.relu(self.bn(self.conv(x)))))
+
+
+class CNN(nn.Module):
+    """Three conv blocks (32, 64, 128 channels), then an MLP (1024, 512, 6) with log-softmax output.
+    batch_norm=False: the Q2.1 network (flatten). batch_norm=True: the Q2.2 network (BatchNorm2d in
+    the blocks, global average pooling instead of flatten, BatchNorm1d before the MLP's dropout)."""
+
+    def __init__(self, dropout_prob, maxpool=True, batch_norm=True, conv_bias=True, n_classes=6,
+                 image_size=48):
+        super().__init__()
+        channels = [3, 32, 64, 128]
+        self.blocks = nn.Sequential(*[
+            ConvBlock(c_in, c_out, 3, maxpool=maxpool, batch_norm=batch_norm, dropout=dropout_prob,
+                      bias=conv_bias) for c_in, c_out in zip(channels[:-1], channels[1:])])
+        side = image_size // 8 if maxpool else image_size
+        self.pool = nn.AdaptiveAvgPool2d((1, 1)) if batch_norm else nn.Identity()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(channels[-1] * (1 if batch_norm else side * side), 1024)
+        self.bn1 = nn.BatchNorm1d(1024) if batch_norm else nn.Identity()
+        self.dropout = nn.Dropout(dropout_prob)
+        self.fc2 = nn.Linear(1024, 512)
+        self.fc3 = nn.Linear(512, n_classes)
+
+    def forward(self, x):
+        x = self.flatten(self.pool(self.blocks(x)))  # (B, 128) or (B, 128 * 6 * 6)
+        x = self.dropout(self.bn1(F.relu(self.fc1(x))))
+        x = F.relu(self.fc2(x))
+        return F.log_softmax(self.fc3(x), dim=-1)
+
+
+def train_batch(X, y, model, optimizer, criterion, **kwargs):
+    """One gradient step on a batch; returns its loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = criterion(model(X, **kwargs), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+@torch.inference_mode()
+def predict(model, X, batch_size=1000):
+    """The predicted classes of X (N, 3, 48, 48), in eval mode, in chunks of batch_size images."""
+    model.eval()
+    return torch.cat([model(X[i:i + batch_size]).argmax(-1) for i in range(0, len(X), batch_size)])
+
+
+def evaluate(model, X, y):
+    """Accuracy of model on (X, y)."""
+    return (predict(model, X) == y).float().mean().item()
+
+
+@torch.inference_mode()
+def evaluate_loss(model, X, y, batch_size=1000):
+    """Mean negative log-likelihood on (X, y), in eval mode."""
+    model.eval()
+    return sum(F.nll_loss(model(X[i:i + batch_size]), y[i:i + batch_size], reduction="sum").item()
+               for i in range(0, len(X), batch_size)) / len(X)
+
+
+def plot(epochs, plottable, ylabel="", name="", **kwargs):
+    """The skeleton's plot: plottable is one curve, or {label: curve}; writes name.pdf."""
+    curves = plottable if isinstance(plottable, dict) else {ylabel: plottable}
+    return plot_curves(list(epochs), curves, ylabel, name, **kwargs)
+
+
+def get_number_trainable_params(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def param_table(model):
+    """[(module, trainable parameters)], one row per module that owns parameters."""
+    rows = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            rows[name.rsplit(".", 1)[0]] = rows.get(name.rsplit(".", 1)[0], 0) + p.numel()
+    return list(rows.items())
+
+
+def batch_norms(model):
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.inference_mode()
+def reestimated_bn_accuracy(model, X_train, X, y, batch_size=500):
+    """Accuracy on (X, y) of a copy of model whose batch-norm statistics are averaged over the whole
+    training set, instead of the running averages that batches of 8 leave. Draws no random numbers."""
+    probe = copy.deepcopy(model).eval()
+    for m in batch_norms(probe):
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+        m.train()
+    starts = [i for i in range(0, len(X_train), batch_size) if len(X_train) - i > 1]  # no chunk of 1
+    for i in starts:
+        probe(X_train[i:i + batch_size if i + batch_size < len(X_train) - 1 else len(X_train)])
+    return evaluate(probe, X, y)
+
+
+def train_epoch(model, X, y, optimizer, batch_size, generator, desc="train"):
+    """One pass in shuffled batches; the mean batch loss. With batch norm, a last batch of one image
+    is left out (it cannot be normalised)."""
+    model.train()
+    perm = torch.randperm(len(y), generator=generator).to(X.device)
+    total, n_batches = torch.zeros((), device=X.device), 0
+    criterion, one_is_enough = nn.NLLLoss(), not batch_norms(model)
+    for start in tqdm(range(0, len(y), batch_size), desc=desc, leave=False,
+                      disable=not sys.stderr.isatty()):
+        idx = perm[start:start + batch_size]
+        if len(idx) > 1 or one_is_enough:
+            total += train_batch(X[idx], y[idx], model, optimizer, criterion)  # float32, as on device
+            n_batches += 1
+    return (total / n_batches).item()
+
+
+def fit(model, splits, optimizer, epochs, batch_size, seed, name="cnn"):
+    """Train for epochs, validating after each; a non-finite loss stops the run as "diverged". The
+    model ends with the weights of its best-validation epoch."""
+    (Xtr, ytr), (Xdv, ydv), (Xte, yte) = splits["train"], splits["dev"], splits["test"]
+    generator = torch.Generator().manual_seed(seed)
+    history = {k: [] for k in ["epoch", "train_loss", "val_acc", "epoch_seconds", "val_loss"]
+               + ["val_acc_reestimated_bn"] * bool(batch_norms(model))}
+    best, status = {"val_acc": None, "epoch": 0, "state": None}, "completed"
+    for epoch in range(1, epochs + 1):
+        t0 = time.time()
+        loss = train_epoch(model, Xtr, ytr, optimizer, batch_size, generator, f"epoch {epoch}")
+        if not math.isfinite(loss):
+            status = "diverged"
+            print(f"[{name}] epoch {epoch}: the training loss is {loss}; the run stops here")
+            break
+        row = {"epoch": epoch, "train_loss": loss, "val_acc": evaluate(model, Xdv, ydv),
+               "val_loss": evaluate_loss(model, Xdv, ydv)}
+        if "val_acc_reestimated_bn" in history:
+            row["val_acc_reestimated_bn"] = reestimated_bn_accuracy(model, Xtr, Xdv, ydv)
+        row["epoch_seconds"] = time.time() - t0
+        for k in history:
+            history[k].append(round(row[k], 6) if isinstance(row[k], float) else row[k])
+        if best["val_acc"] is None or row["val_acc"] > best["val_acc"]:
+            best = {"val_acc": row["val_acc"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+        print(f"[{name}] epoch {epoch:2d}/{epochs} | train loss {loss:.4f} | val acc "
+              f"{row['val_acc']:.4f} | {row['epoch_seconds']:.1f} s", flush=True)
+    final_test_acc = evaluate(model, Xte, yte) if status == "completed" else None
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    return {"history": history, "status": status, "final_test_acc": final_test_acc,
+            "best_val_acc": best["val_acc"], "best_epoch": best["epoch"]}
+
+
+def confusion(y_true, y_pred, n=len(CLASSES)):
+    """n x n counts, rows the true classes, columns the predictions."""
+    return torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n).tolist()
+
+
+def wilson_ci(successes, n, z=1.959964):
+    """95 % Wilson score interval of the proportion successes / n."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return [centre - half, centre + half]
+
+
+# ---- one run, its record and figures; a sweep of learning rates --------------------------------
 
 def run_name(args, lr):
-    name = f"cnn-{'vanilla' if args.no_batch_norm else 'bn'}-lr{lr:g}"
-    if args.skeleton_layout:
-        name += "-skeleton_layout"
-    if args.no_maxpool:
-        name += "-nomaxpool"
-    if args.optimizer != "sgd":
-        name += f"-{args.optimizer}"
-    return name
+    return (f"cnn-{'vanilla' if args.no_batch_norm else 'bn'}-lr{lr:g}"
+            + "-skeleton_layout" * args.skeleton_layout + "-nomaxpool" * args.no_maxpool
+            + (f"-{args.optimizer}" if args.optimizer != "sgd" else ""))
 
 
-def run_config(args, lr, device):
-    """Everything that determines a run's numbers: what the resume rule and the trial-run rule compare."""
-    return {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": lr, "l2_decay": args.l2_decay,
-            "dropout": args.dropout, "optimizer": args.optimizer, "batch_norm": not args.no_batch_norm,
-            "maxpool": not args.no_maxpool, "channels_last": args.channels_last,
-            "skeleton_layout": args.skeleton_layout, "seed": args.seed, "num_threads": torch.get_num_threads(),
-            "data_path": args.data_path, "device": str(device)}
-
-
-def committed_path(args, lr):
-    return os.path.join(args.out_dir, run_name(args, lr) + ".json")
-
-
-def run_path(args, lr, device):
-    """results/q2/<run>.json, or runs/q2/<run>.json when the file there holds a run of other settings."""
-    return artefacts.trial_path(committed_path(args, lr), {"config": run_config(args, lr, device)})
-
-
-def train_run(args, lr, data, device):
-    """Train one network at learning rate lr, write its JSON and figures, and return the result dict."""
-    path = run_path(args, lr, device)
-    artefacts.check_writable(path, "-out_dir")
+def train_run(args, lr, splits, device):
+    """Train one network at learning rate lr; write its record and figures; return the record."""
     configure_seed(args.seed)
     name = run_name(args, lr)
-    committed = committed_path(args, lr)
-    if path != committed:
-        print(f"[{name}] " + artefacts.trial_notice(committed, path, {"config": run_config(args, lr, device)}))
     model = CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm).to(device)
-    print(f"[{name}] {'vanilla (Q2.1)' if args.no_batch_norm else 'batch-norm (Q2.2)'} network, "
-          f"{get_number_trainable_params(model):,} trainable parameters, device {device}, "
-          f"{torch.get_num_threads()} CPU thread(s)")
-    if args.print_params:
-        for owner, count in param_table(model):
-            print(f"  {owner:<14} {count:>10,}")
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    splits = {s: (X.to(device).contiguous(memory_format=fmt), y.to(device)) for s, (X, y) in data.items()}
+    print(f"[{name}] {get_number_trainable_params(model):,} trainable parameters, device {device}:")
+    for owner, count in param_table(model):
+        print(f"  {owner:<14} {count:>10,}")
     optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer](
         model.parameters(), lr=lr, weight_decay=args.l2_decay)
     start = time.time()
-    with run_lock(path):
-        fitted = fit(model, splits, optimizer, args.epochs, args.batch_size, args.seed, name, progress=not args.quiet)
-        fitted["wall_seconds"] = round(time.time() - start, 1)
-        return write_run(model, fitted, splits, run_config(args, lr, device), path)
-
-
-def write_run(model, fitted, splits, config, path):
-    """The run's JSON, curves, confusion matrix and activation maps; model holds its best-validation epoch."""
+    fitted = fit(model, splits, optimizer, args.epochs, args.batch_size, args.seed, name)
+    config = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": lr,
+              "l2_decay": args.l2_decay, "dropout": args.dropout, "optimizer": args.optimizer,
+              "batch_norm": not args.no_batch_norm, "maxpool": not args.no_maxpool,
+              "skeleton_layout": args.skeleton_layout, "seed": args.seed,
+              "num_threads": torch.get_num_threads(), "data_path": args.data_path, "device": str(device)}
     Xte, yte = splits["test"]
-    result = {"name": os.path.basename(path)[:-len(".json")], "status": fitted["status"], "config": config,
+    record = {"name": name, "status": fitted["status"], "config": config,
               "data_sizes": {split: len(y) for split, (_, y) in splits.items()},
               "n_params": get_number_trainable_params(model), "param_table": param_table(model),
-              "history": fitted["history"], "final_test_acc": fitted["final_test_acc"],
-              "best_val_acc": fitted["best_val_acc"], "best_epoch": fitted["best_epoch"], "best_val_test_acc": None,
-              "wall_seconds": fitted["wall_seconds"], "torch": torch.__version__}
+              **fitted, "best_val_test_acc": None, "wall_seconds": round(time.time() - start, 1),
+              "torch": torch.__version__}
     if fitted["final_test_acc"] is not None:
-        result["final_test_acc_ci"] = wilson_ci(round(fitted["final_test_acc"] * len(yte)), len(yte))
-    if fitted["best_epoch"]:
+        record["final_test_acc_ci"] = wilson_ci(round(fitted["final_test_acc"] * len(yte)), len(yte))
+    if fitted["best_epoch"]:  # the model holds its best-validation epoch
         preds = predict(model, Xte).cpu()
         correct = preds == yte.cpu()
-        result.update(best_val_test_acc=correct.float().mean().item(),
+        record.update(best_val_test_acc=correct.float().mean().item(),
                       best_val_test_acc_ci=wilson_ci(int(correct.sum()), len(correct)),
                       confusion_matrix=confusion(yte.cpu(), preds))
-    stem = path[:-len(".json")]
-    title, figures = plots.cnn_run_figures(result, intel.CLASSES, stem)
-    if fitted["best_epoch"]:
-        figures += plots.activation_maps(model, Xte, yte.cpu(), intel.CLASSES, f"{stem}-activations",
-                                         f"{title}: first block, after ReLU")
-    written = artefacts.save_result(result, path)
-    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"
-    print(f"[{result['name']}] {fitted['status']}: final test acc {fmt(fitted['final_test_acc'])} | best-val epoch "
-          f"{fitted['best_epoch']} test acc {fmt(result['best_val_test_acc'])} | "
-          f"{'wrote' if written else 'unchanged:'} {path}" + (f"; figures {', '.join(figures)}" if figures else ""))
-    return result
+    stem = os.path.join(args.out_dir, name)
+    figures = run_figures(record, stem)
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    print(f"[{name}] {record['status']}: final test acc {fmt(record['final_test_acc'])} | best-val "
+          f"epoch {record['best_epoch']} test acc {fmt(record['best_val_test_acc'])} | wrote "
+          f"{save_json(record, stem + '.json')}, {', '.join(figures)}")
+    return record
 
 
-def reused(result, path):
-    """A finished run kept as it is: its curves and confusion matrix drawn again from its record."""
-    _, figures = plots.cnn_run_figures(result, intel.CLASSES, path[:-len(".json")])
-    print(f"{path}: a finished run of this very config; reused (-reuse); figures drawn from it: {', '.join(figures)}")
+def run_figures(record, stem):
+    """The run's loss and validation-accuracy curves and its test confusion matrix."""
+    cfg, h = record["config"], record["history"]
+    title = f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, lr {cfg['learning_rate']:g}"
+    title += " (skeleton's scrambled layout)" * cfg["skeleton_layout"]
+    if not h["epoch"]:
+        return []
+    paths = plot(h["epoch"], {"training (mean of batch losses)": h["train_loss"],
+                              "validation": h["val_loss"]}, "Loss", f"{stem}-losses", title=title)
+    curves, where = {f"lr={cfg['learning_rate']:g}": h["val_acc"]}, "best"
+    if "val_acc_reestimated_bn" in h:  # two curves rising from the lower left: the legend goes right
+        curves, where = {"running averages (eval mode)": h["val_acc"],
+                         "re-estimated on the training set": h["val_acc_reestimated_bn"]}, "lower right"
+    paths += plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title, legend_loc=where)
+    if record.get("confusion_matrix"):
+        paths += confusion_figure(record, f"{stem}-confusion", title)
+    return paths
 
 
-def finished_run(path, config):
-    """The result at path when it holds a completed run of exactly this config (what -reuse skips), else None."""
-    if artefacts.same_run(path, {"config": config, "status": "completed"}):
-        return artefacts.load_json(path, "an earlier run")
-    return None
+def confusion_figure(record, stem, title):
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = pyplot().subplots(figsize=(3.3, 3.4))
+    ConfusionMatrixDisplay(torch.tensor(record["confusion_matrix"]).numpy(), display_labels=CLASSES).plot(
+        ax=ax, colorbar=False, cmap="Blues", text_kw={"fontsize": 7.5})
+    ax.grid(False)
+    ax.set_title(f"{title}\nepoch {record['best_epoch']}: test accuracy {record['best_val_test_acc']:.3f}")
+    ax.xaxis.labelpad = 2
+    pyplot().setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
+    fig.subplots_adjust(left=0.25, right=0.98, bottom=0.24, top=0.88)  # one frame for every matrix
+    return save_figure(fig, stem, tight=False)
 
 
-def sweep(args, data, device):
-    """Train at each learning rate (with -reuse, a finished run of the same config is kept), pick the best by
-    validation accuracy and draw the loss and validation-accuracy figures, one line per learning rate."""
-    results, paths = [], []
-    for lr in args.sweep:
-        path = run_path(args, lr, device)
-        paths.append(path)
-        old = finished_run(path, run_config(args, lr, device)) if args.reuse else None
-        if old is not None:
-            reused(old, path)
-        results.append(old or train_run(args, lr, data, device))
-    stem = os.path.join(os.path.dirname(paths[0]),
-                        f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
-    epochs = list(range(1, max(len(r["history"]["epoch"]) for r in results) + 1))
-    label = lambda r: f"lr={r['config']['learning_rate']:g}" + (" (diverged)" if r["status"] != "completed" else "")
-    figures = plots.plot(epochs, {label(r): r["history"]["train_loss"] for r in results}, "Training loss",
-                         f"{stem}-train_loss")
-    figures += plots.plot(epochs, {label(r): r["history"]["val_acc"] for r in results}, "Validation accuracy",
-                          f"{stem}-val_acc", png=True)
-    scored = [r for r in results if r["best_val_acc"] is not None]
+def sweep(args, splits, device):
+    """Q2.1: train at each learning rate, choose the best by validation accuracy, and draw the
+    training loss and validation accuracy of every rate on one figure each."""
+    records = [train_run(args, lr, splits, device) for lr in args.sweep]
+    stem = os.path.join(args.out_dir, f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
+    epochs = list(range(1, args.epochs + 1))
+    label = lambda r: f"lr={r['config']['learning_rate']:g}" + " (diverged)" * (r["status"] != "completed")  # noqa: E731
+    figures = plot(epochs, {label(r): r["history"]["train_loss"] for r in records}, "Training loss",
+                   f"{stem}-train_loss")
+    figures += plot(epochs, {label(r): r["history"]["val_acc"] for r in records}, "Validation accuracy",
+                    f"{stem}-val_acc", png=True)
+    scored = [r for r in records if r["best_val_acc"] is not None]
     best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
-    summary = {
-        "runs": [r["name"] for r in results], "data_path": args.data_path, "data_sizes": results[0]["data_sizes"],
-        "best_learning_rate": best and best["config"]["learning_rate"], "best_run": best and best["name"],
-        "table": [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
-                   "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
-                   "final_val_acc": r["history"]["val_acc"][-1] if r["history"]["val_acc"] else None,
-                   "final_test_acc": r["final_test_acc"], "best_val_test_acc": r["best_val_test_acc"]}
-                  for r in results],
-    }
-    artefacts.save_result(summary, f"{stem}.json")
-    if best is None:
-        raise InputError(f"every run of the sweep diverged; wrote {stem}.json and {', '.join(figures)}")
-    print(f"best learning rate by validation accuracy: {summary['best_learning_rate']:g} "
-          f"(val {best['best_val_acc']:.4f}); wrote {stem}.json and {', '.join(figures)}")
-    return 0
+    summary = {"runs": [r["name"] for r in records], "data_path": args.data_path,
+               "data_sizes": records[0]["data_sizes"],
+               "best_learning_rate": best and best["config"]["learning_rate"], "best_run": best and best["name"],
+               "table": [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
+                          "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
+                          "final_val_acc": r["history"]["val_acc"][-1] if r["history"]["val_acc"] else None,
+                          "final_test_acc": r["final_test_acc"], "best_val_test_acc": r["best_val_test_acc"]}
+                         for r in records]}
+    print(f"best learning rate by validation accuracy: {summary['best_learning_rate']}; wrote "
+          f"{save_json(summary, stem + '.json')}, {', '.join(figures)}")
+    return 0 if best else 3
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     rate = in_range(float, 0, low_open=True)
-    p.add_argument("-epochs", type=in_range(int, 1), default=40, help="number of training epochs")
+    p.add_argument("-epochs", type=in_range(int, 1), default=40, help="training epochs")
     p.add_argument("-batch_size", type=in_range(int, 1), default=8, help="mini-batch size")
     p.add_argument("-learning_rate", type=rate, default=0.01, help="learning rate")
     p.add_argument("-l2_decay", type=in_range(float, 0.0), default=0.0, help="L2 weight decay")
     p.add_argument("-dropout", type=in_range(float, 0.0, 1.0, high_open=True), default=0.1,
                    help="dropout probability (blocks and MLP)")
     p.add_argument("-optimizer", choices=["sgd", "adam"], default="sgd", help="optimizer")
-    p.add_argument("-no_maxpool", action="store_true", help="switch max pooling off in the conv blocks")
+    p.add_argument("-no_maxpool", action="store_true", help="no max pooling in the conv blocks")
     p.add_argument("-no_batch_norm", action="store_true",
-                   help="the vanilla Q2.1 network (flatten, no batch norm); default: the Q2.2 network")
-    p.add_argument("-data_path", default=intel.PATH, help="the Intel landscapes .npz file")
+                   help="the vanilla Q2.1 network (default: the Q2.2 network)")
+    p.add_argument("-data_path", default=INTEL_PATH, help="the Intel landscapes .npz file")
     p.add_argument("-device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
-    p.add_argument("-channels_last", action="store_true",
-                   help="NHWC memory layout: faster on CPU (see bench/bench_q2.py), not bit-identical to the default")
-    p.add_argument("-skeleton_layout", action="store_true",
-                   help="feed the network what the course skeleton's reshape makes of channel-last images "
-                        "(colour values interleaved across the three channels), to measure what that costs")
+    p.add_argument("-sweep", type=rate, nargs="+", metavar="LR", default=None,
+                   help="train at each of these learning rates and choose on validation")
+    p.add_argument("-skeleton_layout", action="store_true", help="feed the network what the skeleton's "
+                   "reshape makes of channel-last images (each channel a third of interleaved R, G, B)")
     p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
     p.add_argument("-num_threads", type=in_range(int, 0), default=1,
-                   help="torch CPU threads (1 reproduces the committed runs and is fastest on a shared CPU; "
-                        "0: torch's default)")
-    p.add_argument("-out_dir", default="results/q2", help="where the JSON and figures go")
-    p.add_argument("-sweep", type=rate, nargs="+", metavar="LR",
-                   help="train at each of these learning rates and compare them (e.g. -sweep 0.1 0.01 0.001)")
-    p.add_argument("-reuse", action="store_true", help="do nothing for a run whose JSON holds a finished run of "
-                   "this very config (./reproduce.sh)")
-    p.add_argument("-print_params", action="store_true", help="print trainable parameters per layer")
-    p.add_argument("-quiet", action="store_true", help="no progress bars")
-    args = p.parse_args()
-    args.data_path, args.out_dir = os.path.normpath(args.data_path), os.path.normpath(args.out_dir)  # ./x is x
+                   help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
+    p.add_argument("-out_dir", default="runs/q2", help="where the JSON records and figures go")
+    args = p.parse_args(argv)
     if args.batch_size == 1 and not args.no_batch_norm:
-        p.error("-batch_size 1: batch norm needs at least 2 images per batch (or use -no_batch_norm)")
+        p.error("argument -batch_size: batch norm needs at least 2 images per batch (or -no_batch_norm)")
     return args
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     set_threads(args.num_threads)
-    args.quiet = args.quiet or not sys.stderr.isatty()
     device = get_device(args.device, "-device")
-    artefacts.check_folder(args.out_dir, "-out_dir")
-    data = intel.load(args.data_path)
-    if args.skeleton_layout:
-        data = {split: (intel.skeleton_view(X), y) for split, (X, y) in data.items()}
+    splits = {s: (X.to(device), y.to(device)) for s, (X, y) in load_images(args.data_path).items()}
+    if args.skeleton_layout:  # the skeleton flattens (48, 48, 3) images and reshapes them to (3, 48, 48)
+        splits = {s: (X.permute(0, 2, 3, 1).reshape(len(X), 3, 48, 48), y) for s, (X, y) in splits.items()}
     if args.sweep:
-        return sweep(args, data, device)
-    path = run_path(args, args.learning_rate, device)
-    old = finished_run(path, run_config(args, args.learning_rate, device)) if args.reuse else None
-    if old is not None:
-        reused(old, path)
-        return 0
-    return 0 if train_run(args, args.learning_rate, data, device)["status"] == "completed" else 3
+        return sweep(args, splits, device)
+    return 0 if train_run(args, args.learning_rate, splits, device)["status"] == "completed" else 3
 
 
 if __name__ == "__main__":

@@ -1,328 +1,364 @@
 #!/usr/bin/env python
 """Q3: phoneme-to-grapheme conversion with a BiLSTM encoder, an LSTM decoder and Bahdanau attention.
 
-    python hw2-q3.py train [--use_attn]      # 20 epochs; keeps the checkpoint with the lowest validation CER
-    python hw2-q3.py test [--topp 0.8]       # greedy, or nucleus sampling with WER@k; --beam_size for beam search
-    python hw2-q3.py spell "k æ t"           # the k best spellings of your own words, with probabilities
+    python hw2-q3.py train [--use_attn]    # 20 epochs; keeps the epoch with the lowest validation CER
+    python hw2-q3.py test [--topp 0.8]     # greedy decoding, or nucleus sampling with WER@k
+
+The course skeleton's functions, filled in and batched: train, generate, evaluate, test,
+compute_wer_at_k, greedy_next_token, nucleus_sampling. A checkpoint holds the model's state_dict with
+its config and vocabularies, so test needs only its name. Records go to runs/q3/ (--out_dir).
 """
 import argparse
-import difflib
 import math
 import os
-import shlex
 import sys
 import time
+from functools import partial
 
+import Levenshtein
+import numpy as np
 import torch
+import torch.nn as nn
+from tqdm import tqdm
 
-import artefacts
-import data
-import decoding
-import diagnostics
-import metrics
-import training
-from cli import InputError, configure_seed, get_device, in_range, read_lines, run, set_threads
-from decoding import greedy_next_token, nucleus_sampling  # the skeleton's two token rules  # noqa: F401
-from locks import run_lock
-from plots import plot
+from data import (EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset, Vocabulary, build_datasets, data_source,
+                  load_corpus)
+from models import Decoder, build_model
+from utils import (InputError, atomic_write, configure_seed, get_device, in_range, plot_curves, run,
+                   save_json, set_threads)
 
-DEFAULTS = training.TrainConfig()
-ASSIGNMENT_CHECKPOINTS = ("attn.pt", "no-attn.pt")  # the committed runs' checkpoints, which a trial run leaves alone
+KIND = "hw2-q3-p2g-seq2seq"  # what our checkpoints say they are
+EVAL_BATCH = 500  # words decoded at once
+MAX_LEN = 50  # the longest spelling decoded, unless --max_len says otherwise
 
 
-# ---- train ----------------------------------------------------------------------------------------
+# ---- decoding: next-token rules, and whole batches at a time -------------------------------------
 
-def train(args, device):
-    """Train with the assignment's settings (or those given), write the checkpoint and <name>-train.json."""
-    cfg = training.TrainConfig(**{name: getattr(args, name) for name in training.FLAGS},
-                               data=data.data_source(args.data_dir, args.data_fallback)).check()
-    identity = {"config": cfg.to_dict(), "device": str(device)}
-    committed = result_path(args, "train")
-    out = artefacts.trial_path(committed, identity)
-    if out != committed and args.checkpoint_name in ASSIGNMENT_CHECKPOINTS:  # typed or default: attn.pt stays
-        args.checkpoint_name = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
-    if args.reuse and artefacts.same_run(out, identity) and training.finished_run(out, args.checkpoint_name, cfg):
-        print(f"{out} and {args.checkpoint_name} hold a finished run of this very config: reused (--reuse)")
-        return 0
-    artefacts.check_writable(args.checkpoint_name, "--checkpoint_name")
-    artefacts.check_writable(out, "--out_dir")
-    corpus = data.load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)[0]
-    if out != committed:
-        print(artefacts.trial_notice(committed, out, identity) + f" and {args.checkpoint_name}")
-    with run_lock(args.checkpoint_name), run_lock(out):
-        try:
-            record = training.train(cfg, corpus, args.checkpoint_name, device, progress=args.progress,
-                                    resume=args.resume)
-        except KeyboardInterrupt:
-            say_how_to_resume(args)
-            raise
-        written = artefacts.save_result(record, out)
-    if args.plot:
-        print("figure:", *plot(record["history"]["epoch"], {f"attention: {cfg.use_attn}": record["history"]["val_cer"]},
-                               "Validation CER", out[:-len(".json")], png=True))
+def greedy_next_token(logits):
+    """logits (..., V) -> the most probable token (..., 1); 1-D logits (V,) give shape (1,)."""
+    return logits.argmax(-1, keepdim=True)
+
+
+def nucleus_sampling(logits, p=0.8, generator=None):
+    """Top-p sampling: logits (..., V) -> a token (..., 1) drawn from P restricted to V^(p), the
+    smallest set of most probable tokens whose mass reaches p, renormalised by that mass p'."""
+    probs = torch.softmax(logits.double(), dim=-1)  # float64: the test against p below is exact enough
+    if p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # the mass above each token
+        keep = mass_before < p - 1e-9 * p  # the token that reaches p is kept, and none after it
+        keep[..., 0] = True
+        probs = probs * torch.zeros_like(keep).scatter(-1, order, keep)
+        probs = probs / probs.sum(dim=-1, keepdim=True)  # divide by p'
+    return torch.multinomial(probs, 1, generator=generator)
+
+
+@torch.no_grad()
+def decode_batch(model, src, src_lengths, max_len, next_token=greedy_next_token):
+    """(B, S) -> (B, <= max_len) token ids, one step for the whole batch at a time; PAD after EOS."""
+    encoder_outputs, state = model.encoder(src, src_lengths)
+    attn = model.decoder.attn
+    keys = attn.W_h(encoder_outputs) if attn is not None else None  # once per batch, not per step
+    token = torch.full((src.size(0), 1), SOS_IDX, dtype=torch.long, device=src.device)
+    finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+    out = []
+    for _ in range(max_len):
+        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)  # (B, 1, H)
+        token = next_token(model.generator(hidden[:, -1])).masked_fill(finished[:, None], PAD_IDX)
+        out.append(token[:, 0])
+        finished |= token[:, 0] == EOS_IDX
+        if finished.all():
+            break
+    return torch.stack(out, dim=1)
+
+
+def generate(model, data_iter, max_len=MAX_LEN, p=None, generator=None, batch_size=EVAL_BATCH):
+    """The spelling of every word of data_iter (a Seq2SeqDataset, or a DataLoader of one), in order:
+    greedy, or nucleus sampling with p. Words are decoded in batches sorted by length."""
+    dataset = getattr(data_iter, "dataset", data_iter)
+    next_token = greedy_next_token if p is None else partial(nucleus_sampling, p=p, generator=generator)
+    device = next(model.parameters()).device
+    model.eval()
+    preds = [None] * len(dataset)
+    for idx in dataset.batches(batch_size, by_length=True):
+        src, src_lengths, _, _ = dataset.batch(idx)
+        ids = decode_batch(model, src.to(device), src_lengths.to(device), max_len, next_token)
+        for i, row in zip(idx.tolist(), ids.tolist()):
+            preds[i] = "".join(dataset.tgt_vocab.decode(row))
+    return preds
+
+
+def cer_wer(preds, golds):
+    """CER: Levenshtein distance over the length of the gold spellings; WER: the share of words
+    not spelled exactly right."""
+    distance = sum(Levenshtein.distance(p, g) for p, g in zip(preds, golds))
+    return distance / sum(map(len, golds)), sum(p != g for p, g in zip(preds, golds)) / len(golds)
+
+
+def evaluate(predictions, gold_data_iter):
+    """(CER, WER) of the predictions against the gold spellings of gold_data_iter's words."""
+    pairs = getattr(gold_data_iter, "dataset", gold_data_iter).pairs
+    return cer_wer(predictions, ["".join(tgt) for _, tgt in pairs])
+
+
+def test(model, data_iter, max_len=MAX_LEN, p=None, generator=None, return_predictions=False):
+    """(CER, WER) of the model's spellings of data_iter's words [, the spellings]."""
+    predictions = generate(model, data_iter, max_len=max_len, p=p, generator=generator)
+    cer, wer = evaluate(predictions, data_iter)
+    return (cer, wer, predictions) if return_predictions else (cer, wer)
+
+
+def compute_wer_at_k(model, gold_data_iter, max_len=MAX_LEN, p=None, k=1, ex_to_print=10, generator=None,
+                     return_samples=False):
+    """The share of words that none of k samples spells right; prints words whose samples differ."""
+    dataset = getattr(gold_data_iter, "dataset", gold_data_iter)
+    samples = [generate(model, dataset, max_len, p, generator) for _ in range(k)]
+    golds = dataset.golds
+    wer_at_k = sum(all(s[i] != g for s in samples) for i, g in enumerate(golds)) / len(golds)
+    varied = [i for i in range(len(golds)) if len({s[i] for s in samples}) > 1]
+    print(f"{len(varied)} of {len(golds)} words got differing samples; the first {ex_to_print}:")
+    for i in varied[:ex_to_print]:
+        print(f"  /{' '.join(dataset.pairs[i][0])}/  {', '.join(s[i] for s in samples)}  | gold {golds[i]}")
+    return (wer_at_k, samples) if return_samples else wer_at_k
+
+
+def bootstrap_ci(errors, sizes, n_resamples=2000, seed=0):
+    """95 % percentile bootstrap over the words of the rate sum(errors) / sum(sizes)."""
+    errors, sizes = np.asarray(errors, dtype=float), np.asarray(sizes, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(errors), size=(n_resamples, len(errors)))
+    rates = errors[idx].sum(1) / sizes[idx].sum(1)
+    return [float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))]
+
+
+def intervals(preds, golds):
+    """{"cer_ci": [lo, hi], "wer_ci": [lo, hi]}: 95 % bootstrap intervals over the test words."""
+    dist = [Levenshtein.distance(p, g) for p, g in zip(preds, golds)]
+    return {"cer_ci": bootstrap_ci(dist, [len(g) for g in golds]),
+            "wer_ci": bootstrap_ci([p != g for p, g in zip(preds, golds)], [1] * len(golds))}
+
+
+# ---- training --------------------------------------------------------------------------------------
+
+def train_epoch(model, batches, dataset, optimizer, criterion, progress=False):
+    """One pass over the batches (lists of word indices); the mean of the batch losses."""
+    device = next(model.parameters()).device
+    model.train()
+    total = torch.zeros((), device=device)  # summed on the device: no host sync per batch
+    for idx in tqdm(batches, leave=False, disable=not progress):
+        src, src_lengths, tgt, _ = (t.to(device, non_blocking=True) for t in dataset.batch(idx))
+        logits, _ = model(src, src_lengths, tgt)  # (B, T-1, V): the decoder reads SOS y_1 .. y_{T-1}
+        loss = criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))  # PAD ignored
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+    return (total / len(batches)).item()
+
+
+def train(data, model, lr, n_epochs, checkpoint_name, max_len=MAX_LEN, batch_size=64, seed=42,
+          select_on="cer", lr_schedule="none", batches=None, meta=None, progress=False, log=print):
+    """Train with Adam on data[0], validate greedily on data[1] after every epoch, and save the
+    epoch with the lowest validation CER (select_on="wer": WER, then CER) to checkpoint_name, with
+    meta (config, vocabularies). A non-finite loss or weight stops the run as "diverged".
+    batches(dataset, batch_size, generator) -> index batches: one shuffle a epoch by default."""
+    train_set, val_set = data[:2]
+    criterion = nn.CrossEntropyLoss(ignore_index=PAD_IDX)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_epochs) \
+        if lr_schedule == "cosine" else None
+    generator = torch.Generator().manual_seed(seed)
+    batches = batches or (lambda dataset, size, gen: dataset.batches(size, generator=gen))
+    history = {"epoch": [], "train_loss": [], "val_cer": [], "val_wer": [], "seconds": []}
+    best, status = {"score": [math.inf], "epoch": 0, "val_cer": None, "val_wer": None}, "completed"
+    for epoch in range(1, n_epochs + 1):
+        t0 = time.time()
+        loss = train_epoch(model, batches(train_set, batch_size, generator), train_set, optimizer,
+                           criterion, progress)
+        if not math.isfinite(loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
+            status = "diverged"
+            log(f"epoch {epoch:2d}/{n_epochs} | the loss or a weight is not finite: the run stops "
+                f"here; {checkpoint_name} keeps epoch {best['epoch'] or 'none'}")
+            break
+        if schedule is not None:
+            schedule.step()
+        val_cer, val_wer = test(model, val_set, max_len=max_len)
+        row = {"epoch": epoch, "train_loss": loss, "val_cer": val_cer, "val_wer": val_wer,
+               "seconds": time.time() - t0}
+        for k, v in row.items():
+            history[k].append(round(v, 6) if isinstance(v, float) else v)
+        score = [val_cer] if select_on == "cer" else [val_wer, val_cer]
+        mark = " *" if score < best["score"] else ""
+        if mark:
+            best = {"score": score, "epoch": epoch, "val_cer": val_cer, "val_wer": val_wer}
+            state = {**(meta or {}), "model": model.state_dict(), "epoch": epoch,
+                     "val_cer": val_cer, "val_wer": val_wer}
+            atomic_write(checkpoint_name, lambda f: torch.save(state, f))
+        log(f"epoch {epoch:2d}/{n_epochs} | train loss {loss:.4f} | val CER {val_cer:.4f} | "
+            f"val WER {val_wer:.4f} | {row['seconds']:.1f} s{mark}")
+    return {"status": status, "history": history, "best_epoch": best["epoch"],
+            "best_val_cer": best["val_cer"], "best_val_wer": best["val_wer"],
+            "wall_seconds": round(sum(history["seconds"]), 1)}
+
+
+def train_run(config, corpus, checkpoint_name, device, decoder_class=Decoder, batches=None,
+              progress=False, log=print):
+    """One seed for everything, the datasets, the model of config, train(): the run's record."""
+    configure_seed(config["seed"])
+    threads = set_threads(config["num_threads"])
+    src_vocab, tgt_vocab, sets = build_datasets(corpus, ("train", "valid"))
+    model = build_model(config, len(src_vocab), len(tgt_vocab), decoder_class=decoder_class).to(device)
+    log(f"{'attention' if config['use_attn'] else 'no attention'}: "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters; {len(src_vocab)} phonemes, "
+        f"{len(tgt_vocab)} characters; device {device}, {threads} CPU thread(s)")
+    meta = {"kind": KIND, "config": config, "src_vocab": src_vocab.symbols,
+            "tgt_vocab": tgt_vocab.symbols}
+    fit = train((sets["train"], sets["valid"]), model, config["lr"], config["n_epochs"],
+                checkpoint_name, config["max_len"], config["batch_size"], config["seed"],
+                config.get("select_on", "cer"), config.get("lr_schedule", "none"), batches, meta,
+                progress, log)
+    return {"checkpoint": checkpoint_name, "config": config, **fit, "device": str(device),
+            "num_threads": threads, "torch": torch.__version__}
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------
+
+def load_checkpoint(path, device, decoder_for=None):
+    """(model in eval mode on device, src_vocab, tgt_vocab, checkpoint); one-line errors otherwise.
+    decoder_for(config) gives the decoder's class (beyond/ has one of its own)."""
+    if not os.path.isfile(path):
+        how = "train --use_attn" if "attn" in path and "no-attn" not in path else "train"
+        raise InputError(f"--checkpoint_name {path}: no such checkpoint (first: python hw2-q3.py "
+                         f"{how} --checkpoint_name {path})")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"--checkpoint_name {path}: not a readable checkpoint ({type(e).__name__})") \
+            from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
+        raise InputError(f"--checkpoint_name {path}: not a hw2-q3.py checkpoint")
+    if decoder_for is None and isinstance(ckpt.get("config"), dict) and ckpt["config"].get("input_feed"):
+        raise InputError(f"--checkpoint_name {path}: a model with input feeding: see beyond/README.md")
+    try:
+        decoder_class = (decoder_for or (lambda config: Decoder))(ckpt["config"])
+        src_vocab, tgt_vocab = (Vocabulary.from_symbols(ckpt[k]) for k in ("src_vocab", "tgt_vocab"))
+        model = build_model(ckpt["config"], len(src_vocab), len(tgt_vocab), decoder_class=decoder_class)
+        model.load_state_dict(ckpt["model"])
+        ckpt["epoch"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise InputError(f"--checkpoint_name {path}: damaged checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:100] if str(e) else ''})") from None
+    return model.to(device).eval(), src_vocab, tgt_vocab, ckpt
+
+
+def stem_of(args):
+    return os.path.join(args.out_dir, os.path.splitext(os.path.basename(args.checkpoint_name))[0])
+
+
+# ---- the two modes ------------------------------------------------------------------------------
+
+def config_of(args, **extra):
+    """What determines a trained model: the checkpoint and the record hold it."""
+    return {"use_attn": args.use_attn, "hidden_size": args.hidden_size, "dropout": args.dropout,
+            "lr": args.lr, "n_epochs": args.n_epochs, "batch_size": args.batch_size, "seed": args.seed,
+            "max_len": args.max_len or MAX_LEN, "num_threads": args.num_threads,
+            "data": data_source(args.data_dir, fallback=args.data_fallback), **extra}
+
+
+def train_mode(args, device, extra=None, **options):
+    """Train, then write the record and the validation-CER figure. extra: config fields beyond the
+    assignment's, and options (decoder_class, batches) the train_run arguments they need."""
+    config, source = config_of(args, **(extra or {})), data_source(args.data_dir, args.data_fallback)
+    corpus, _ = load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)
+    record = train_run(config, corpus, args.checkpoint_name, device, progress=sys.stderr.isatty(),
+                       log=lambda line: print(line, flush=True), **options)
+    path = save_json(record, stem_of(args) + "-train.json")
+    h = record["history"]
+    figure = plot_curves(h["epoch"], {"validation": h["val_cer"]}, "Validation CER",
+                         stem_of(args) + "-val_cer", png=True)
     if record["status"] != "completed":
-        print(f"diverged: wrote {out}; {args.checkpoint_name} holds epoch {record['best_epoch'] or 'none'}")
+        print(f"diverged: wrote {path}")
         return 3
-    where = cfg.data if cfg.data != data.ISLEX_SOURCE else "the ISLEX fallback, NOT the course data (put them in data/)"
-    print(f"best validation {cfg.select_on.upper()} {record['best_val_' + cfg.select_on]:.4f} at epoch "
-          f"{record['best_epoch']}; {'wrote ' + out if written else out + ' unchanged (the same run)'}; "
-          f"checkpoint {args.checkpoint_name}, trained on {where}; next: "
-          f"python hw2-q3.py test --checkpoint_name {args.checkpoint_name}{' --topp 0.8' * cfg.use_attn}")
+    print(f"best validation CER {record['best_val_cer']:.4f} at epoch {record['best_epoch']}; "
+          f"checkpoint {args.checkpoint_name}; wrote {path}, {figure[0]}; trained on "
+          + (source if source == args.data_dir else "the ISLEX fallback, NOT the course data"))
     return 0
 
 
-def say_how_to_resume(args):
-    """After Ctrl-C: which epoch the training state holds, and the command that continues from it."""
-    state = training.state_path(args.checkpoint_name)
-    if not os.path.exists(state):
-        print("\nno epoch was finished: nothing to resume", file=sys.stderr)
-        return
-    epoch = training.read_checkpoint(state, kind=training.STATE_KIND)["epoch"]
-    again = " ".join(["python", *sys.argv] + ([] if args.resume else ["--resume"]))
-    print(f"\n{args.checkpoint_name} holds the best epoch so far, marked unfinished; {state} holds epoch {epoch} of "
-          f"{args.n_epochs}; continue with: {again}", file=sys.stderr)
-
-
-# ---- test -----------------------------------------------------------------------------------------
-
-def test(args, device):
-    """Greedy, nucleus-sampling or beam-search results on the test set: one JSON per decoding."""
-    model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args, device)
-    cfg = ckpt["config"]
-    if args.plot_attn and not cfg.use_attn:
-        raise InputError(f"--plot_attn: {args.checkpoint_name} has no attention")
-    corpus = data.load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)[0]
-    if args.plot_attn > len(corpus["test"]):
-        raise InputError(f"--plot_attn {args.plot_attn}: the test set has {len(corpus['test'])} words")
-    test_set = data.Seq2SeqDataset(corpus["test"], src_vocab, tgt_vocab)
-    max_len = args.max_len or cfg.max_len
-    print(f"checkpoint {args.checkpoint_name}: attention {cfg.use_attn}, epoch {ckpt['epoch']}, "
+def test_mode(args, device):
+    model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args.checkpoint_name, device)
+    config = ckpt["config"]
+    if config.get("data", args.data_dir) != data_source(args.data_dir, args.data_fallback):
+        print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on "
+              f"{data_source(args.data_dir, args.data_fallback)} are not comparable", file=sys.stderr)
+    corpus, _ = load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
+    test_set = Seq2SeqDataset(corpus["test"], src_vocab, tgt_vocab)
+    max_len = args.max_len or config["max_len"]
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    print(f"{args.checkpoint_name}: attention {config['use_attn']}, epoch {ckpt['epoch']}, "
           f"val CER {ckpt['val_cer']:.4f}")
-    base = {"checkpoint": args.checkpoint_name, "config": cfg.to_dict(), "best_epoch": ckpt["epoch"],
-            "topp": args.topp, "k": args.k, "seed": args.seed, "max_len": max_len}
-    if args.plot_attn:
-        stem = result_path(args, "attention")[:-len(".json")]
-        words = diagnostics.plot_attention(model, test_set, src_vocab, tgt_vocab, args.plot_attn, max_len, stem)
-        artefacts.save_result({"checkpoint": args.checkpoint_name, "words": words}, f"{stem}.json")
-        print(f"attention figure: {stem}.pdf and .png")
-    if args.beam_size:
-        return [test_beam(model, test_set, args, n, dict(base), cfg.eval_batch_size) for n in args.beam_size]
-    return [test_token_by_token(model, test_set, args, base, cfg.eval_batch_size, device)]
-
-
-def test_token_by_token(model, test_set, args, base, batch_size, device):
-    """Greedy decoding with an error analysis, or nucleus sampling with WER@k over k samples."""
-    rule = decoding.token_rule(args.topp, torch.Generator(device=device).manual_seed(args.seed))
-    evaluate = lambda: decoding.evaluate(model, test_set, batch_size, base["max_len"], rule)
     t0 = time.time()
-    first = evaluate()
-    preds, golds = first["preds"], test_set.golds
-    result = dict(base, decoding="greedy" if args.topp is None else f"topp{args.topp:g}",
-                  decode_seconds=round(time.time() - t0, 3), cer=first["cer"], wer=first["wer"],
-                  **metrics.intervals(preds, golds))
-    print(f"Test CER: {result['cer']:.4f}, Test WER: {result['wer']:.4f}")
-    phonemes = [" ".join(p) for p, _ in test_set.pairs]
-    examples = [{"phonemes": ph, "gold": g, "pred": p} for ph, g, p in zip(phonemes, golds, preds)]
-    if args.topp is None:
-        result["errors"] = diagnostics.error_analysis(examples)
-        return write_test_result(result, examples, args)
-    samples = [evaluate()["preds"] for _ in range(args.k)]
-    result["wer_at_k"] = metrics.wer_at_k(samples, golds)
-    varied = [i for i in range(len(golds)) if len({s[i] for s in samples}) > 1]
-    result["n_varied"] = len(varied)
-    for i, ex in enumerate(examples):
-        ex["samples"] = [s[i] for s in samples]
-    print(f"Test WER@{args.k}: {result['wer_at_k']:.4f}\n{len(varied)} of {len(golds)} words got differing "
-          "samples; the first 10:")
-    for i in varied[:10]:
-        print(f"  /{phonemes[i]}/  samples: {', '.join(s[i] for s in samples)}  | gold: {golds[i]}")
-    return write_test_result(result, examples, args)
-
-
-def test_beam(model, test_set, args, beam_size, result, batch_size):
-    """Beam search of one size: CER/WER of the best hypothesis, WER@k over the k best distinct ones,
-    and how many of the wrong words are search errors."""
-    t0 = time.time()
-    out = decoding.evaluate(model, test_set, batch_size, result["max_len"], beam_size=beam_size,
-                            length_penalty=args.length_penalty)
-    decode_seconds, golds = time.time() - t0, test_set.golds
-    hyps, best_scores = [[w for w, _, _ in h] for h in out["nbest"]], [h[0][2] for h in out["nbest"]]
-    topk = [[h[j] if j < len(h) else "" for h in hyps] for j in range(args.k)]
-    result.update(decoding=f"beam{beam_size}", beam_size=beam_size, length_penalty=args.length_penalty,
-                  cer=out["cer"], wer=out["wer"], **metrics.intervals(out["preds"], golds),
-                  wer_at_k=metrics.wer_at_k(topk, golds), decode_seconds=round(decode_seconds, 3))
-    print(f"beam {beam_size}: Test CER: {result['cer']:.4f}, Test WER: {result['wer']:.4f}, "
-          f"Test WER@{args.k}: {result['wer_at_k']:.4f} ({decode_seconds:.1f} s)")
-    result.update(diagnostics.search_errors(model, test_set, out["preds"], golds, best_scores, batch_size,
-                                            args.length_penalty))
-    print(f"  of {result['n_wrong']} wrong words, {result['search_errors']} are search errors (the model prefers "
-          f"the gold spelling) and {result['model_errors']} model errors")
-    examples = [{"phonemes": " ".join(p), "gold": g, "pred": h[0], "nbest": h[:args.k]}
-                for (p, _), g, h in zip(test_set.pairs, golds, hyps)]
-    return write_test_result(result, examples, args)
-
-
-def write_test_result(result, examples, args):
-    result = dict(result, examples=examples)
-    keys = ("checkpoint", "config", "best_epoch", "topp", "k", "seed", "max_len", "length_penalty")
-    identity = {k: result[k] for k in keys if k in result}
-    path = artefacts.trial_path(result_path(args, f"test-{result['decoding']}"), identity)
-    print(f"{'wrote' if artefacts.save_result(result, path) else 'unchanged:'} {path}")
-    return result
-
-
-# ---- spell ----------------------------------------------------------------------------------------
-
-def spell(args, device):
-    """One line per phoneme string: the phonemes, a tab, then at most k spellings, each with its probability
-    (the model's, EOS included), tab-separated. Returns the lines."""
-    if args.out:
-        artefacts.check_writable(args.out, "--out")
-    words = [w.split() for w in read_lines(args.phonemes)]
-    if not words:
-        raise InputError("spell: no phonemes given (arguments such as 'k æ t', or one string per line on stdin)")
-    if len(args.phonemes) > 1 and all(len(w) == 1 for w in words):
-        print(f"note: each argument is one word, so these are {len(words)} one-phoneme words; to spell one word, "
-              f"quote it: python hw2-q3.py spell {shlex.quote(' '.join(args.phonemes))}", file=sys.stderr)
-    model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args, device)
-    unknown = sorted({p for w in words for p in w if p not in src_vocab.word2index})
-    if unknown:
-        print(f"warning: phonemes unknown to {args.checkpoint_name}, read as UNK: {' '.join(unknown)}", file=sys.stderr)
-    dataset = data.Seq2SeqDataset([(w, "?") for w in words], src_vocab, tgt_vocab)
-    cfg = ckpt["config"]
-    nbest = decoding.beam_search_dataset(model, dataset, cfg.eval_batch_size, args.max_len or cfg.max_len, args.k,
-                                         args.length_penalty)
-    lines = []
-    for w, hyps in zip(words, nbest):
-        by_prob = sorted(((math.exp(lp), spelling) for spelling, lp, _ in hyps), reverse=True)[:args.k]
-        lines.append("\t".join([" ".join(w)] + [f"{spelling} {p:.2f}" for p, spelling in by_prob]))
-        print(lines[-1])
-    if args.out:
-        artefacts.atomic_write(args.out, lambda f: f.write("".join(line + "\n" for line in lines).encode("utf-8")))
-    return lines
-
-
-# ---- shared by the modes --------------------------------------------------------------------------
-
-def result_path(args, what):
-    return os.path.join(args.out_dir, f"{os.path.splitext(os.path.basename(args.checkpoint_name))[0]}-{what}.json")
-
-
-def load_checkpoint(args, device):
-    """The checkpoint of --checkpoint_name, with a warning when it was trained on other data than --data_dir's."""
-    trial = os.path.join(artefacts.RUNS_DIR, args.checkpoint_name)
-    if not os.path.exists(args.checkpoint_name) and args.checkpoint_default and os.path.exists(trial):
-        print(f"{args.checkpoint_name} is not here: using {trial}, which a trial run wrote", file=sys.stderr)
-        args.checkpoint_name = trial
-    if not os.path.exists(args.checkpoint_name):
-        how = f"a trial run wrote {trial}: {command_with(trial)}" if os.path.exists(trial) else \
-            "train one first: python hw2-q3.py " + {"attn.pt": "train --use_attn", "no-attn.pt": "train"}.get(
-                args.checkpoint_name, f"train --checkpoint_name {args.checkpoint_name}")
-        raise InputError(f"--checkpoint_name {args.checkpoint_name}: no such checkpoint ({how})")
-    model, src_vocab, tgt_vocab, ckpt = training.load_checkpoint(args.checkpoint_name, device)
-    trained, now = ckpt["config"].data, data.data_source(args.data_dir, args.data_fallback)
-    if trained != now:
-        print(f"warning: {args.checkpoint_name} was trained on {trained}, and the data now come from {now}: "
-              "its scores here are not comparable", file=sys.stderr)
-    return model, src_vocab, tgt_vocab, ckpt
-
-
-def command_with(checkpoint):
-    """The command just typed, whose --checkpoint_name names checkpoint instead."""
-    argv = sys.argv[1:]
-    argv = [checkpoint if before == "--checkpoint_name" else
-            f"--checkpoint_name={checkpoint}" if a.startswith("--checkpoint_name=") else a
-            for before, a in zip([None] + argv, argv)]
-    return "python hw2-q3.py " + shlex.join(argv)
-
-
-# ---- command line ---------------------------------------------------------------------------------
-
-positive = in_range(int, 1)
-
-
-class DefaultsUnlessNone(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
+    cer, wer, preds = test(model, test_set, max_len, args.topp, generator, return_predictions=True)
+    print(f"Test CER: {cer:.4f}, Test WER: {wer:.4f}")
+    result = {"checkpoint": args.checkpoint_name, "config": config, "best_epoch": ckpt["epoch"],
+              "decoding": "greedy" if args.topp is None else f"topp{args.topp:g}", "topp": args.topp,
+              "k": args.k, "seed": args.seed, "max_len": max_len,
+              "decode_seconds": round(time.time() - t0, 3), "cer": cer, "wer": wer,
+              **intervals(preds, test_set.golds)}
+    examples = [{"phonemes": " ".join(p), "gold": g, "pred": pred}
+                for (p, _), g, pred in zip(test_set.pairs, test_set.golds, preds)]
+    if args.topp is not None:
+        result["wer_at_k"], samples = compute_wer_at_k(model, test_set, max_len, args.topp, args.k,
+                                                       generator=generator, return_samples=True)
+        result["n_varied"] = sum(len(set(s)) > 1 for s in zip(*samples))
+        print(f"Test WER@{args.k}: {result['wer_at_k']:.4f}")
+        for ex, s in zip(examples, zip(*samples)):
+            ex["samples"] = list(s)
+    print("wrote", save_json({**result, "examples": examples},
+                             f"{stem_of(args)}-test-{result['decoding']}.json"))
+    return 0
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    modes = p.add_subparsers(dest="mode", required=True, metavar="{train,test,spell}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: data/, with "
-                        "a loud fallback to an ISLEX-based set when data/train.tsv is absent)")
-    common.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
-    kw = dict(parents=[common], formatter_class=DefaultsUnlessNone)
-    tr = modes.add_parser("train", help="train a model, keeping the epoch with the lowest validation CER", **kw)
-    tr.add_argument("--checkpoint_name", default=None, help="checkpoint written (default: attn.pt with --use_attn, "
-                    "else no-attn.pt, the assignment's names; a trial run of other settings writes runs/<name>)")
-    training.add_config_flags(tr)
-    tr.add_argument("--plot", action="store_true", help="also draw <name>-train.pdf/.png, validation CER per epoch")
-    tr.add_argument("--resume", action="store_true", help="continue an interrupted run from <name>.last.pt, "
-                    "the state of its last finished epoch")
-    tr.add_argument("--reuse", action="store_true", help="do nothing when the checkpoint and its record hold a "
-                    "finished run of this very config (./reproduce.sh)")
-    te = modes.add_parser("test", help="test a checkpoint on the test set", **kw)
-    te.add_argument("--checkpoint_name", default=None, help="checkpoint tested (default: attn.pt with --use_attn "
-                    "or --topp, else no-attn.pt)")
-    te.add_argument("--use_attn", action="store_true", help="the default checkpoint is attn.pt")
-    te.add_argument("--topp", type=in_range(float, 0.0, 1.0, low_open=True), default=None,
-                    help="nucleus sampling with this p in (0, 1] (default: greedy decoding)")
-    te.add_argument("--beam_size", type=positive, nargs="+", default=None, help="beam search with these sizes")
-    te.add_argument("--k", type=positive, default=3, help="predictions per word for WER@k: samples or best hypotheses")
-    te.add_argument("--plot_attn", type=in_range(int, 0), default=0, metavar="N",
-                    help="draw the attention weights of N test words")
-    sp = modes.add_parser("spell", help="spell your own phoneme strings (arguments, or one per line on stdin)", **kw)
-    sp.add_argument("--checkpoint_name", default=None, help="checkpoint that spells (default: attn.pt)")
-    sp.add_argument("phonemes", nargs="*", metavar="PHONEMES", help="space-separated IPA strings such as 'k æ t'")
-    sp.add_argument("--k", type=positive, default=5, help="spellings per word (the beam size)")
-    sp.add_argument("--out", default=None, help="also write the lines to this file")
-    for q in (te, sp):
-        q.add_argument("--length_penalty", type=in_range(float, 0.0, 5.0), default=1.0,
-                       help="beam search: score = log-probability / length**length_penalty")
-        q.add_argument("--max_len", type=positive, default=None, help="longest spelling decoded (default: the "
-                       "checkpoint's)")
-        q.add_argument("--seed", type=int, default=DEFAULTS.seed, help="the seed of sampling")
-        q.add_argument("--num_threads", type=in_range(int, 0), default=DEFAULTS.num_threads,
-                       help=training.FLAGS["num_threads"][1])
-    for q in (tr, te):
-        q.add_argument("--out_dir", default="results/q3", help="where the JSON results go")
-        q.add_argument("--quiet", action="store_true", help="no progress bars")
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):  # the assignment's flags, no mode
-        mode = "test" if {"--topp", "--beam_size", "--plot_attn"} & {a.split("=")[0] for a in argv} else "train"
-        p.error(f"a mode comes first: python hw2-q3.py {shlex.join([mode, *argv])}")
-    args, unknown = p.parse_known_args(argv)
-    if unknown:
-        sub = {"train": tr, "test": te, "spell": sp}[args.mode]
-        flags = [o for a in sub._actions for o in a.option_strings]
-        close = difflib.get_close_matches(unknown[0].split("=")[0].replace("-", "_").replace("__", "--"), flags, n=1)
-        sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
-    if args.mode == "train" and (args.hidden_size % 2 or (args.input_feed and not args.use_attn)):
-        tr.error(f"--hidden_size must be even (H/2 per encoder direction), got {args.hidden_size}"
-                 if args.hidden_size % 2 else "--input_feed needs --use_attn")
-    if args.mode == "test" and args.topp is not None and args.beam_size:
-        te.error("--topp and --beam_size are two decodings: choose one")
-    args.checkpoint_default = args.checkpoint_name is None  # a default checkpoint may be a trial run's, in runs/
-    args.checkpoint_name = os.path.normpath(args.checkpoint_name or (  # ./attn.pt is attn.pt, data/ is data
-        "attn.pt" if args.mode == "spell" or args.use_attn or getattr(args, "topp", None) is not None else "no-attn.pt"))
+    positive = in_range(int, 1)
+    p.add_argument("mode", choices=["train", "test"], help="train a model, or test a checkpoint")
+    p.add_argument("--lr", type=in_range(float, 0, low_open=True), default=0.003, help="Adam's rate")
+    p.add_argument("--dropout", type=in_range(float, 0, 1, high_open=True), default=0.3,
+                   help="dropout on the embeddings and on the LSTMs' outputs")
+    p.add_argument("--n_epochs", type=positive, default=20, help="training epochs")
+    p.add_argument("--batch_size", type=positive, default=64, help="training batch size")
+    p.add_argument("--hidden_size", type=in_range(int, 2), default=128,
+                   help="hidden size H, even (H/2 per encoder direction)")
+    p.add_argument("--seed", type=int, default=42, help="one seed for everything, sampling included")
+    p.add_argument("--use_attn", action="store_true", help="Bahdanau attention (test: attn.pt)")
+    p.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: "
+                   "data/, or a loud ISLEX-based fallback when data/train.tsv is missing)")
+    p.add_argument("--checkpoint_name", default=None, help="checkpoint written or tested (default: "
+                   "attn.pt with --use_attn or --topp, else no-attn.pt)")
+    p.add_argument("--topp", type=in_range(float, 0, 1, low_open=True), default=None,
+                   help="test: nucleus sampling with this p in (0, 1] (default: greedy decoding)")
+    p.add_argument("--k", type=positive, default=3, help="test: samples per word for WER@k")
+    p.add_argument("--max_len", type=positive, default=None,
+                   help="longest spelling decoded (default: 50 in training, the checkpoint's in test)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    p.add_argument("--num_threads", type=in_range(int, 0), default=1,
+                   help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
+    p.add_argument("--out_dir", default="runs/q3", help="where the JSON records and figures go")
+    args = p.parse_args(argv)
+    if args.hidden_size % 2:
+        p.error(f"argument --hidden_size: must be even (H/2 per encoder direction), got {args.hidden_size}")
+    args.checkpoint_name = args.checkpoint_name or (
+        "attn.pt" if args.use_attn or args.topp is not None else "no-attn.pt")
     args.data_fallback, args.data_dir = args.data_dir is None, os.path.normpath(args.data_dir or "data")
-    if hasattr(args, "out_dir"):
-        args.out_dir = os.path.normpath(args.out_dir)
-    args.progress = not getattr(args, "quiet", True) and sys.stderr.isatty()
     return args
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     device = get_device(args.device)
-    if args.mode != "spell":
-        artefacts.check_folder(args.out_dir, "--out_dir")
-    if args.mode != "train":  # training sets its own seed and threads, from its config
-        set_threads(args.num_threads)
-        configure_seed(args.seed)
-    return {"train": train, "test": test, "spell": spell}[args.mode](args, device)
+    set_threads(args.num_threads)
+    configure_seed(args.seed)
+    return (train_mode if args.mode == "train" else test_mode)(args, device)
 
 
 if __name__ == "__main__":

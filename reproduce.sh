@@ -1,107 +1,102 @@
 #!/usr/bin/env bash
-# Every run behind the report, in order, on CPU or CUDA (the scripts pick cuda when available).
-# Rerunnable: a finished run of the very config asked for is reused (-reuse, --reuse; strongest.py always),
-# and an interrupted Q3 training continues from its last epoch (--resume); FORCE=1 runs everything again. Usage:
-#   ./reproduce.sh [all|q1|q2|q3|strong|bench|report]      (default: all; DRY=1 lists the commands only)
-# Logs go to runs/logs/<run>.log; each part says how long it took.
+# Every run behind the report, in order, on CPU or CUDA: the one writer of results/ (the scripts alone
+# write under runs/). A step whose output exists is skipped; FORCE=1 runs it again; DRY=1 lists the
+# commands. Logs go to runs/logs/<step>.log.
+#   ./reproduce.sh [all|q1|q2|q3|strong|bench|report]
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -f .venv/bin/activate ] && . .venv/bin/activate  # the README's virtual environment, when there is one
-part=${1:-all}
 logs=runs/logs
 mkdir -p "$logs"
-reuse=1; [ "${FORCE:-0}" = 1 ] && reuse=0
+spelt=('k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m')
 
-run() {  # run LOG COMMAND...: COMMAND > runs/logs/LOG.log, with -reuse / --reuse --resume unless FORCE=1
-  local log=$logs/$1.log; shift
-  local args=("$@")
-  if [ $reuse = 1 ]; then
-    case "$2" in
-      hw2-q2.py) args+=(-reuse) ;;
-      hw2-q3.py) [ "$3" = train ] && args+=(--reuse --resume) ;;
-    esac
-  fi
-  if [ "${DRY:-0}" = 1 ]; then printf 'dry:'; printf ' %q' "${args[@]}"; echo; return; fi  # DRY=1: list, run nothing
-  echo "  run:  ${args[*]} > $log"
+step() {  # step OUTPUT COMMAND...: COMMAND > runs/logs/<OUTPUT's name>.log, unless OUTPUT exists
+  local out=$1 log; shift
+  log=$logs/$(basename "${out%.*}").log
+  if [ "${DRY:-0}" = 1 ]; then printf 'dry:'; printf ' %q' "$@"; echo; return; fi
+  if [ "${FORCE:-0}" != 1 ] && [ -e "$out" ]; then echo "  skip: $out exists"; return; fi
+  echo "  run:  $* > $log"
   local t0=$SECONDS
-  "${args[@]}" > "$log" 2>&1 || { echo "  FAILED (see $log)"; tail -n 5 "$log"; exit 1; }
+  "$@" > "$log" 2>&1 || { echo "  FAILED (see $log)"; tail -n 5 "$log"; exit 1; }
   echo "        done in $((SECONDS - t0)) s"
 }
 
-timed() {  # timed NAME FUNCTION
-  echo "== $1"
-  local t0=$SECONDS
-  "$2"
-  echo "== $1 took $((SECONDS - t0)) s"
-}
-
 q1() {
-  run hopfield python q1_hopfield.py
+  step results/q1/hopfield.json python q1_hopfield.py --out_dir results/q1
 }
 
 q2() {
-  run sweep-vanilla python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -quiet
+  step results/q2/sweep-vanilla.json python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -out_dir results/q2
   best=$(python -c "import json; print(json.load(open('results/q2/sweep-vanilla.json'))['best_learning_rate'])")
-  echo "  best vanilla learning rate: $best"
-  run "cnn-bn-lr$best" python hw2-q2.py -learning_rate "$best" -quiet -print_params
-  # what the course skeleton's reshape of channel-last images costs (Appendix A)
-  run "cnn-vanilla-lr$best-skeleton_layout" python hw2-q2.py -no_batch_norm -learning_rate "$best" -skeleton_layout -quiet
-  run "cnn-bn-lr$best-skeleton_layout" python hw2-q2.py -learning_rate "$best" -skeleton_layout -quiet
+  step "results/q2/cnn-bn-lr$best.json" python hw2-q2.py -learning_rate "$best" -out_dir results/q2
+  for net in -no_batch_norm ""; do  # what the course skeleton's reshape of channel-last images costs
+    name=$([ -n "$net" ] && echo vanilla || echo bn)
+    step "results/q2/cnn-$name-lr$best-skeleton_layout.json" \
+      python hw2-q2.py $net -learning_rate "$best" -skeleton_layout -out_dir results/q2
+  done
 }
 
 q3() {
-  run no-attn-train python hw2-q3.py train --checkpoint_name no-attn.pt --quiet
-  run attn-train python hw2-q3.py train --use_attn --checkpoint_name attn.pt --quiet
-  run no-attn-test python hw2-q3.py test --checkpoint_name no-attn.pt
-  run attn-test python hw2-q3.py test --checkpoint_name attn.pt
-  run attn-test-topp python hw2-q3.py test --checkpoint_name attn.pt --topp 0.8
-  run attn-test-beam python hw2-q3.py test --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6
-  run attn-spell python hw2-q3.py spell --checkpoint_name attn.pt --out results/q3/attn-spell.txt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m'
+  step results/q3/no-attn-train.json python hw2-q3.py train --checkpoint_name no-attn.pt --out_dir results/q3
+  step results/q3/attn-train.json python hw2-q3.py train --use_attn --checkpoint_name attn.pt --out_dir results/q3
+  step results/q3/no-attn-test-greedy.json python hw2-q3.py test --checkpoint_name no-attn.pt --out_dir results/q3
+  step results/q3/attn-test-greedy.json python hw2-q3.py test --checkpoint_name attn.pt --out_dir results/q3
+  step results/q3/attn-test-topp0.8.json \
+    python hw2-q3.py test --checkpoint_name attn.pt --topp 0.8 --out_dir results/q3
+  step results/q3/attn-test-beam10.json \
+    python -m beyond.beam --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6 --out_dir results/q3
+  step results/q3/attn-spell.txt \
+    python -m beyond.spell --checkpoint_name attn.pt --out results/q3/attn-spell.txt "${spelt[@]}"
+  step results/q3/attn-errors.json \
+    python -m beyond.diagnostics errors results/q3/attn-test-greedy.json --out results/q3/attn-errors
   for seed in 43 44; do
     for kind in attn no-attn; do
       flag=(); [ $kind = attn ] && flag=(--use_attn)
-      run "$kind-seed$seed-train" python hw2-q3.py train "${flag[@]}" --seed "$seed" --checkpoint_name "runs/$kind-seed$seed.pt" --quiet
-      run "$kind-seed$seed-test" python hw2-q3.py test --checkpoint_name "runs/$kind-seed$seed.pt"
+      step "results/q3/$kind-seed$seed-train.json" python hw2-q3.py train "${flag[@]}" --seed "$seed" \
+        --checkpoint_name "runs/$kind-seed$seed.pt" --out_dir results/q3
+      step "results/q3/$kind-seed$seed-test-greedy.json" \
+        python hw2-q3.py test --checkpoint_name "runs/$kind-seed$seed.pt" --out_dir results/q3
     done
   done
-  # the reading of "dropout on the final outputs" we did not choose: decoder dropout after attention
-  for seed in 42 43 44; do
+  for seed in 42 43 44; do  # the other reading of "dropout on the final outputs": after the attention
     name="attn-dropout_output-seed$seed"
-    run "$name-train" python hw2-q3.py train --use_attn --dropout_site output --seed "$seed" --checkpoint_name "runs/$name.pt" --quiet
-    run "$name-test" python hw2-q3.py test --checkpoint_name "runs/$name.pt"
+    step "results/q3/$name-train.json" python -m beyond.train --use_attn --dropout_site output \
+      --seed "$seed" --checkpoint_name "runs/$name.pt" --out_dir results/q3
+    step "results/q3/$name-test-greedy.json" \
+      python hw2-q3.py test --checkpoint_name "runs/$name.pt" --out_dir results/q3
   done
-  run cer_by_source_length python q3_compare.py lengths "no attention=results/q3/no-attn-test-greedy.json" \
-    "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length
-  run val_cer_curves python q3_compare.py curves "no attention=results/q3/no-attn-train.json" \
-    "attention=results/q3/attn-train.json" --out results/q3/val_cer_curves
+  step results/q3/cer_by_source_length.json python -m beyond.diagnostics lengths \
+    "no attention=results/q3/no-attn-test-greedy.json" "attention=results/q3/attn-test-greedy.json" \
+    --out results/q3/cer_by_source_length
+  step results/q3/val_cer_curves.pdf python -m beyond.diagnostics curves \
+    "no attention=results/q3/no-attn-train.json" "attention=results/q3/attn-train.json" \
+    --out results/q3/val_cer_curves
 }
 
-strong() {  # beyond the assignment: about 160 min of training on one thread, reused run by run
-  run strongest python strongest.py --seeds 42 43 44
+strong() {  # beyond the assignment: about 160 minutes of training on one thread
+  step results/q3/strongest.json python -m beyond.study --seeds 42 43 44 --out_dir results/q3
   ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['members'][0]['run'])")
-  run strongest-spell python hw2-q3.py spell --checkpoint_name "runs/strongest/$ck.pt" --out results/q3/strongest-spell.txt 'k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m'
+  step results/q3/strongest-spell.txt python -m beyond.spell --checkpoint_name "runs/strongest/$ck.pt" \
+    --out results/q3/strongest-spell.txt "${spelt[@]}"
 }
 
-bench() {  # the opt-in length bucketing trained as the README's speed section reports it, then the benches
-  for n in 4 50; do
-    run "attn-bucket$n-train" python hw2-q3.py train --use_attn --bucket "$n" --checkpoint_name "runs/attn-bucket$n.pt" --quiet
+bench() {  # the opt-in length bucketing, trained as beyond/README.md reports it, then the benches
+  for run in bucket4:42 bucket50:42 bucket50:43 bucket50:44; do
+    n=${run%:*}; n=${n#bucket}; seed=${run#*:}
+    name="attn-bucket$n$([ "$seed" = 42 ] || echo "-seed$seed")"
+    step "results/q3/$name-train.json" python -m beyond.train --use_attn --bucket "$n" --seed "$seed" \
+      --checkpoint_name "runs/$name.pt" --out_dir results/q3
   done
-  for seed in 43 44; do
-    name="attn-bucket50-seed$seed"
-    run "$name-train" python hw2-q3.py train --use_attn --bucket 50 --seed "$seed" --checkpoint_name "runs/$name.pt" --quiet
-  done
-  run bench_q3 python bench/bench_q3.py --checkpoint attn.pt
-  run bench_q2 python bench/bench_q2.py
-  run bench_threads python bench/bench_threads.py
-  run bench_profile python bench/bench_profile.py
+  step results/bench/bench_q3.json python -m beyond.bench_q3 --checkpoint attn.pt --out results/bench/bench_q3.json
+  step results/bench/bench_q2.json python -m beyond.bench_q2 --out results/bench/bench_q2.json
 }
 
 report() {
   python report/build.py
 }
 
-case "$part" in
-  all) timed Q1 q1; timed Q2 q2; timed Q3 q3; timed strong strong; timed bench bench; timed report report ;;
-  q1|q2|q3|strong|bench|report) timed "$part" "$part" ;;
+case "${1:-all}" in
+  all) for part in q1 q2 q3 strong bench report; do echo "== $part"; $part; done ;;
+  q1|q2|q3|strong|bench|report) echo "== $1"; $1 ;;
   *) echo "usage: $0 [all|q1|q2|q3|strong|bench|report]" >&2; exit 2 ;;
 esac

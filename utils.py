@@ -1,29 +1,90 @@
-"""The course's utils.py for Q2, with the course's names, signatures and behaviour: configure_seed,
-load_dataset and ClassificationDataset. hw2-q2.py itself loads the images through intel.py (the true
-channel layout, every input checked); these serve the course's own scripts and are tested against them."""
+"""What the scripts share: the course's configure_seed, load_dataset and ClassificationDataset; the
+Intel images for our Q2 (every key, shape, dtype and label checked); one-line errors; files written
+whole; figures in one style."""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+
 import numpy as np
 import torch
 
-import intel
-from cli import configure_seed  # noqa: F401  (the course's utils.configure_seed)
+INTEL_PATH = "data/intel_landscapes.v2.npz"
+CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
+SPLITS = {"train": "train", "dev": "val", "test": "test"}  # our split name -> the npz key prefix
 
 
-def load_dataset(data_path=intel.PATH, bias=False):
-    """The course's loader: {"train" | "dev" | "test": (X, y)} with each image flattened in the file's
-    order (N, 48*48*3, channel last) and divided by 256, labels squeezed to (N,); bias appends a 1."""
-    data = intel.read_npz(data_path)
+class InputError(ValueError):
+    """Bad input; its message names the file, line, key or flag."""
+
+
+def configure_seed(seed):
+    """One seed sets python, numpy and torch (CPU and CUDA)."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed(seed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+# ---- the course's Q2 data calls, and ours ------------------------------------------------------
+
+def read_npz(data_path):
+    """{key: array} of the Intel .npz file, every split's images and labels checked; an InputError
+    naming the file and key otherwise."""
+    if not os.path.isfile(data_path):
+        raise InputError(f"{data_path}: file not found; put the course's Intel file at {INTEL_PATH}")
+    try:
+        npz = np.load(data_path)
+        arrays = {k: npz[k] for k in npz.files}
+    except Exception as e:  # truncated, not an npz, object arrays
+        raise InputError(f"{data_path}: not a readable .npz file ({type(e).__name__})") from None
+    for key in SPLITS.values():
+        for k in (f"{key}_images", f"{key}_labels"):
+            if k not in arrays:
+                raise InputError(f"{data_path}: missing key '{k}'")
+        x, y = arrays[f"{key}_images"], arrays[f"{key}_labels"].reshape(-1)
+        if x.ndim != 4 or x.shape[1:] != (48, 48, 3) or len(x) == 0:
+            raise InputError(f"{data_path}: key '{key}_images' has shape {x.shape}, "
+                             "expected (N,48,48,3) with N > 0")
+        if x.dtype != np.uint8 or y.dtype.kind not in "iu" or len(y) != len(x):
+            raise InputError(f"{data_path}: '{key}_images' must be uint8 and '{key}_labels' N integers, "
+                             f"found {x.dtype} and {len(y)} {y.dtype}")
+        if ((y < 0) | (y >= len(CLASSES))).any():
+            raise InputError(f"{data_path}: key '{key}_labels' has a label outside 0-{len(CLASSES) - 1}")
+    return arrays
+
+
+def load_dataset(data_path=INTEL_PATH, bias=False):
+    """The course's loader: {"train" | "dev" | "test": (X, y)}, each image flattened as stored
+    (channel last) and divided by 256, labels (N,); bias appends a 1."""
+    data = read_npz(data_path)
     out = {}
-    for split, key in intel.SPLITS.items():
+    for split, key in SPLITS.items():
         X = data[f"{key}_images"].reshape([data[f"{key}_images"].shape[0], -1]) / 256
         if bias:
             X = np.hstack((X, np.ones((X.shape[0], 1))))
-        out[split] = (X, np.asarray(data[f"{key}_labels"]).squeeze())
+        out[split] = (X, data[f"{key}_labels"].squeeze())
     return out
 
 
+def load_images(data_path=INTEL_PATH):
+    """Our Q2 loader: {"train" | "dev" | "test": (X float (N, 3, 48, 48) in [0, 1], y long (N,))},
+    the channels where the convolution expects them."""
+    data = read_npz(data_path)
+    return {split: (torch.from_numpy(data[f"{key}_images"].transpose(0, 3, 1, 2).copy()).float() / 255.0,
+                    torch.from_numpy(data[f"{key}_labels"].reshape(-1).astype(np.int64)))
+            for split, key in SPLITS.items()}
+
+
 class ClassificationDataset(torch.utils.data.Dataset):
-    """The course's dataset: the training split as X (float32) and y (long), the others as dev_X, dev_y,
-    test_X, test_y; items are (X[i], y[i])."""
+    """The course's dataset: the training split as X (float32) and y (long); dev_X, dev_y, test_X, test_y."""
 
     def __init__(self, data):
         train_X, train_y = data["train"]
@@ -41,3 +102,153 @@ class ClassificationDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, idx):
         return self.X[idx], self.y[idx]
+
+
+# ---- the command line: flags in their domain, one-line errors -------------------------------------
+
+def in_range(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: a finite kind(s) in the interval from low to high (open ends as asked)."""
+    def check(s):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {s!r}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
+        if (low is not None and (v < low or (low_open and v == low))) or \
+                (high is not None and (v > high or (high_open and v == high))):
+            left, right = "(" if low_open or low is None else "[", ")" if high_open or high is None else "]"
+            lo, hi = "-inf" if low is None else low, "inf" if high is None else high
+            raise argparse.ArgumentTypeError(f"must be in {left}{lo}, {hi}{right}, got {s}")
+        return v
+    check.__name__ = kind.__name__
+    return check
+
+
+def get_device(name="auto", flag="--device"):
+    """'auto' is cuda when available; a device this machine lacks is an InputError naming the flag."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"{flag} {name!r}: expected cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+        raise InputError(f"{flag} {name}: not available here (use cpu or auto)")
+    return device
+
+
+def set_threads(n):
+    """n > 0 sets torch's CPU threads (1, the scripts' default, gives the committed numbers); 0 keeps
+    torch's default."""
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def run(main, argv=None):
+    """Run main(argv) as a program: an InputError is one line on stderr and exit 2, Ctrl-C exit 130;
+    main's return value is the exit code. Scripts are run from the repository root, where their
+    default paths (data/, runs/, attn.pt) point."""
+    try:
+        root, here = os.path.dirname(os.path.abspath(sys.argv[0])), os.getcwd()
+        if here.startswith(root + os.sep):
+            raise InputError(f"run {os.path.basename(sys.argv[0])} from the repository root: "
+                             f"cd {os.path.relpath(root)}")
+        code = main(argv)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the best checkpoint so far is whole", file=sys.stderr)
+        code = 130
+    sys.exit(code or 0)
+
+
+# ---- files written whole: a temp file beside the target, then a rename ----------------------------
+
+def atomic_write(path, write):
+    """write(f) into a temp file beside path, then rename it over path: never a half-written file."""
+    folder = os.path.dirname(os.fspath(path)) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_json(obj, path):
+    """Strict JSON (a NaN is refused by name), written whole."""
+    try:
+        text = json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    except ValueError as e:
+        raise InputError(f"{path}: refusing to write a non-finite number ({e})") from None
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return path
+
+
+def load_json(path):
+    """The JSON in path; an InputError naming the file when it is missing or not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+
+
+# ---- figures: one style; PDF for the report, PNG for the README ------------------------------------
+
+def pyplot():
+    """Matplotlib, headless, with one look for every figure (printed at this size: 8 pt text)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "figure.figsize": (3.3, 2.3), "figure.dpi": 110, "savefig.bbox": "tight", "axes.grid": True,
+        "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "font.size": 8,
+        "axes.titlesize": 8, "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8,
+        "legend.frameon": False})
+    return plt
+
+
+def save_figure(fig, stem, png=False, tight=True):
+    """stem.pdf (and stem.png), each written whole; returns the paths."""
+    plt = pyplot()
+    paths = [f"{stem}.pdf"] + ([f"{stem}.png"] if png else [])
+    try:
+        for p in paths:
+            fmt = p.rsplit(".", 1)[1]
+            atomic_write(p, lambda f: fig.savefig(
+                f, format=fmt, dpi=150 if fmt == "png" else None, bbox_inches="tight" if tight else None,
+                metadata={"CreationDate": None} if fmt == "pdf" else None))
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def plot_curves(epochs, curves, ylabel, stem, title=None, png=False, legend_loc="best"):
+    """One line per entry of curves {label: values} against epochs; returns the paths written."""
+    fig, ax = pyplot().subplots()
+    for label, values in curves.items():
+        ax.plot(epochs[: len(values)], values, label=label, marker="o", markersize=2.5)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend(loc=legend_loc)
+    return save_figure(fig, stem, png=png)

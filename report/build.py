@@ -11,16 +11,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository's modules
 import reporting  # noqa: E402  (report/reporting.py, beside this file)
-from cli import run  # noqa: E402
+from utils import run  # noqa: E402
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", default=os.path.join(reporting.ROOT, "report", "report.pdf"), help="the PDF to write")
     p.add_argument("--no_readme", action="store_true", help="leave README.md's generated parts as they are")
     p.add_argument("--final", action="store_true", help="refuse to build while report/group.txt or "
                    "report/contributions.txt still holds its placeholder")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     reporting.build(args.output, final=args.final)
     if not args.no_readme:
         reporting.update_readme()

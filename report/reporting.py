@@ -6,8 +6,7 @@ import sys
 
 import typst
 
-import artefacts
-from cli import InputError
+from utils import InputError, atomic_write, load_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 SOURCE = os.path.join(ROOT, "report", "report.typ")
@@ -21,7 +20,15 @@ MANIFEST = os.path.join(ROOT, "results", "manifest.json")
 
 def manifest(path=MANIFEST):
     """The results manifest: [{file, command, fields}], every result the report reads."""
-    return artefacts.require(artefacts.load_json(path, "the results manifest"), ["files"], path)[0]
+    return require(load_json(path), ["files"], path)[0]
+
+
+def require(record, keys, path):
+    """record[k] for each k; an InputError naming path and the first missing key."""
+    missing = [k for k in keys if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise InputError(f"{path}: missing field {missing[0]!r}")
+    return [record[k] for k in keys]
 
 
 INPUTS = {e["file"]: e["fields"] for e in manifest() if e["file"].endswith(".json")}  # file -> fields read
@@ -33,8 +40,8 @@ def check_inputs(results=os.path.join(ROOT, "results")):
     per epoch ran all its epochs; an InputError names the first file that is not so."""
     for rel, fields in INPUTS.items():
         path = os.path.join(results, rel)
-        record = artefacts.load_json(path, "a result the report reads")
-        artefacts.require(record, fields, path)
+        record = load_json(path)
+        require(record, fields, path)
         if "history" in fields and "epoch" in record["history"]:
             want = record["config"].get("epochs", record["config"].get("n_epochs"))
             if len(record["history"]["epoch"]) != want:
@@ -84,13 +91,13 @@ def build(output, final=False):
     if numbers["pages"] > MAX_PAGES or numbers["appendix_page"] > APPENDIX_BY:
         raise InputError(f"the report has {numbers['pages']} pages (at most {MAX_PAGES}) and its appendix starts on "
                          f"page {numbers['appendix_page']} (at most {APPENDIX_BY})")
-    artefacts.atomic_write(output, lambda f: f.write(pdf))
+    atomic_write(output, lambda f: f.write(pdf))
     print(f"wrote {os.path.relpath(output, ROOT)} ({numbers['pages']} pages)")
     return numbers
 
 
 def load(rel):
-    return artefacts.load_json(os.path.join(ROOT, "results", rel))
+    return load_json(os.path.join(ROOT, "results", rel))
 
 
 def readme_results():
@@ -124,61 +131,33 @@ BUCKET_RUNS = {  # the attention model's training records, seeds 42 (43, 44), by
 
 
 def readme_speed():
-    """The README's speed section, from the benchmark JSONs and the run records."""
-    minutes = lambda record: record["wall_seconds"] / 60
+    """beyond/README.md's speed section, from the benchmark JSONs and the run records."""
+    minutes = lambda record: record["wall_seconds"] / 60  # noqa: E731
     attn, noattn = load("q3/attn-train.json"), load("q3/no-attn-train.json")
     sweep = load("q2/sweep-vanilla.json")
     bn = load(f"q2/cnn-bn-lr{sweep['best_learning_rate']:g}.json")
     sweep_hours = sum(minutes(load(f"q2/{name}.json")) for name in sweep["runs"]) / 60
-    prof = load("bench/bench_profile.json")
     return "\n".join([
-        f"- Training times at the default one thread, as each run recorded them: Q3 with attention "
-        f"({attn['config']['n_epochs']} epochs) {minutes(attn):.1f} min, without {minutes(noattn):.1f} min; Q2 "
-        f"({bn['config']['epochs']} epochs) the network with batch norm {minutes(bn):.0f} min, the vanilla sweep of "
-        f"{len(sweep['runs'])} learning rates {sweep_hours:.1f} h.",
-        *profile_table(prof), "", adam_line(prof), bucket_line(), threads_line(load("bench/bench_threads.json")),
-        *bench_lines()])
+        f"- Training times on one thread, as each run recorded them: Q3 with attention "
+        f"({attn['config']['n_epochs']} epochs) {minutes(attn):.1f} min, without {minutes(noattn):.1f} min; "
+        f"Q2 ({bn['config']['epochs']} epochs) the network with batch norm {minutes(bn):.0f} min, the "
+        f"vanilla sweep of {len(sweep['runs'])} learning rates {sweep_hours:.1f} h.",
+        bucket_line(), *bench_lines()])
 
 
-def profile_table(prof):
-    """bench_profile's rows as a table: time, FLOPs, share of sgemm and the split by phase."""
-    phases = ("forward", "backward", "optimizer", "validation decoding")
-    rows = [f"- Where an epoch goes (`bench/bench_profile.py`, {prof['threads']} thread; sgemm reaches "
-            f"{prof['sgemm_gflops']:.0f} GFLOP/s on the same thread in the same run):", "",
-            "| epoch | seconds | GFLOP | share of sgemm | " + " | ".join(phases) + " | data, metrics, bookkeeping |",
-            "|---|" + "---:|" * (4 + len(phases))]
-    for row in prof["rows"]:
-        split, total = row["split_seconds"], row["seconds"]
-        share = lambda t: f"{t / total:.0%}"
-        rows.append(f"| {row['label']} | {total:.1f} | {row['gflop']:.0f} | {row['share_of_sgemm']:.0%} | "
-                    + " | ".join(share(split[p]) if p in split else "–" for p in phases)
-                    + f" | {sum(split.get(p, 0) for p in ('data', 'metrics', 'bookkeeping')) / total:.1%} |")
-    return rows
-
-
-def adam_line(prof):
-    """Adam's variants per optimizer step, and whether they keep the committed weights."""
-    weights = lambda r: "" if r["variant"] == "default" else f" ({'the same' if r['same_weights'] else 'other'} weights)"
-    return ("- Adam on the attention model (`bench/bench_profile.py`, the same run): " + "; ".join(
-        f"{r['variant']} {r['ms_per_step']:.1f} ms per step{weights(r)}" for r in prof["adam"]) + ".")
+BUCKET_RUNS = {  # the attention model's training records, seeds 42 (43, 44), by --bucket setting
+    "off (the assignment's runs)": ("attn-train", "attn-seed43-train", "attn-seed44-train"),
+    "`--bucket 50`": ("attn-bucket50-train", "attn-bucket50-seed43-train", "attn-bucket50-seed44-train"),
+    "`--bucket 4`": ("attn-bucket4-train",)}
 
 
 def bucket_line():
-    """What --bucket does to the model: the best validation CER of each committed run (bench_q3 times it)."""
+    """What --bucket does to the model: the best validation CER of each committed run."""
     cer = lambda names: ", ".join(f"{load(f'q3/{n}.json')['best_val_cer']:.4f}" for n in names) + \
-        (" (seed 42 only)" if len(names) == 1 else "")
-    return ("- Length bucketing, opt-in (`hw2-q3.py train --use_attn --bucket N`): best validation CER of seeds "
-            "42, 43 and 44 " + "; ".join(f"{name} {cer(names)}" for name, names in BUCKET_RUNS.items()) + ".")
-
-
-def threads_line(bt):
-    """One thread against two, per batch: the median batch and the mean one (what an epoch costs)."""
-    ms = lambda r, key, t: r[key][t] * 1000
-    parts = [f"{'Q3' if r['task'] == 'q3' else 'Q2'} {r['load']}: median {ms(r, 'seconds_per_batch', '1'):.0f} ms per "
-             f"batch on one thread, {ms(r, 'seconds_per_batch', '2'):.0f} on two; mean "
-             f"{ms(r, 'mean_seconds_per_batch', '1'):.0f} against {ms(r, 'mean_seconds_per_batch', '2'):.0f}"
-             for r in bt["rows"]]
-    return f"- One thread against two ({bt['cpu_count']} cores, `bench/bench_threads.py`): " + "; ".join(parts) + "."
+        (" (seed 42 only)" if len(names) == 1 else "")  # noqa: E731
+    return ("- Length bucketing (`python -m beyond.train --use_attn --bucket N`): best validation CER of "
+            "seeds 42, 43 and 44 " + "; ".join(f"{name} {cer(names)}" for name, names in BUCKET_RUNS.items())
+            + ".")
 
 
 def bench_lines():
@@ -189,25 +168,30 @@ def bench_lines():
     ours = [f"{sec['ours']['epoch']:.1f} s as the assignment's run trains (×{up['ours']['epoch']:.1f})"] + [
         f"{sec[f'bucket{n}']['epoch']:.1f} s with `--bucket {n}` (×{up[f'bucket{n}']['epoch']:.1f})" for n in b3["buckets"]]
     return [
-        f"- Q3 (`bench/bench_q3.py`, {threads(b3)}, side by side): one epoch (training, then greedy decoding of the "
+        f"- Q3 (`beyond.bench_q3`, {threads(b3)}, side by side): one epoch (training, then greedy decoding of the "
         f"validation words) takes " + ", ".join(ours) + f", against {sec['reference']['epoch']:.1f} s for a per-step "
         "reference of the same model; beam search per 1,000 words: "
         + ", ".join(f"beam {k} {v:.2f} s" for k, v in b3["beam_seconds_per_1000_words"].items()) + ".",
-        f"- Q2 (`bench/bench_q2.py`, batch {b2['batch_size']}, {threads(b2)}): the in-memory loop trains the vanilla "
+        f"- Q2 (`beyond.bench_q2`, batch {b2['batch_size']}, {threads(b2)}): the in-memory loop trains the vanilla "
         f"network at {ips['vanilla/ours']:.0f} images/s against {ips['vanilla/dataloader']:.0f} for a plain "
-        f"`DataLoader` ({ips['vanilla/channels_last']:.0f} with `-channels_last`), the batch-norm network at "
+        f"`DataLoader` ({ips['vanilla/channels_last']:.0f} in the channels-last layout), the batch-norm network at "
         f"{ips['bn/ours']:.0f} against {ips['bn/dataloader']:.0f} ({ips['bn/channels_last']:.0f}).",
     ]
 
 
-def with_generated_parts(text, path="README.md"):
-    """text (the README) with each generated part, between its <!-- tag:start --> and <!-- tag:end -->
-    markers, replaced by what the results JSONs give now."""
-    spelt = lambda name: "```\n" + read_text(os.path.join(ROOT, "results", "q3", name)).strip() + "\n```"
-    blocks = [("results", readme_results()), ("speed", readme_speed()),
-              ("spell", "\n".join(["From `attn.pt`, the Quick start's model (`results/q3/attn-spell.txt`):", "",
-                                   spelt("attn-spell.txt"), "", "From one member of the strongest ensemble (Appendix D; "
-                                   "`strongest.py` trains it in about 160 minutes):", "", spelt("strongest-spell.txt")]))]
+def generated_parts():
+    """{file: [(tag, text)]}: the parts of the READMEs that the results give."""
+    spelt = lambda name: "```\n" + read_text(os.path.join(ROOT, "results", "q3", name)).strip() + "\n```"  # noqa: E731
+    return {"README.md": [("results", readme_results())],
+            "beyond/README.md": [("speed", readme_speed()), ("spell", "\n".join([
+                "From `attn.pt`, the assignment's model (`results/q3/attn-spell.txt`):", "",
+                spelt("attn-spell.txt"), "", "From one member of the strongest ensemble (Appendix D):", "",
+                spelt("strongest-spell.txt")]))]}
+
+
+def with_generated_parts(text, blocks, path="README.md"):
+    """text with each block (tag, body), between its <!-- tag:start --> and <!-- tag:end --> markers,
+    replaced by body."""
     for tag, body in blocks:
         start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
         if start not in text or end not in text:
@@ -219,9 +203,10 @@ def with_generated_parts(text, path="README.md"):
 
 
 def update_readme():
-    path = os.path.join(ROOT, "README.md")
-    text = read_text(path)
-    new = with_generated_parts(text, path)
-    if new != text:
-        artefacts.atomic_write(path, lambda f: f.write(new.encode("utf-8")))
-        print("updated the generated parts of README.md")
+    for rel, blocks in generated_parts().items():
+        path = os.path.join(ROOT, rel)
+        text = read_text(path)
+        new = with_generated_parts(text, blocks, path)
+        if new != text:
+            atomic_write(path, lambda f: f.write(new.encode("utf-8")))
+            print(f"updated the generated parts of {rel}")

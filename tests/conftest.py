@@ -1,12 +1,12 @@
 """What the tests share, each written once: the word list, a corpus on disk, vocabularies, a tiny Intel
-.npz, a small model trained once for the session, the teacher-forced log-probability, and the runner of
-the repository's scripts."""
+.npz, small models, a model trained once for the session, and two ways to run a script: in a fresh
+python process, as a user runs it, or its main() in this process (the bad-input table)."""
+import contextlib
+import importlib
+import io
 import os
-import signal
+import subprocess
 import sys
-import tempfile
-import time
-import traceback
 
 import numpy as np
 import pytest
@@ -17,11 +17,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "report"))  # report/reporting.py
 
 import data  # noqa: E402
-import matplotlib.pyplot  # noqa: E402,F401  imported once here: the scripts forked by run_script start warm
-import sklearn.metrics  # noqa: E402,F401
-import torch._dynamo  # noqa: E402,F401  (an optimizer's first construction imports it)
-import training  # noqa: E402
-from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model, length_mask  # noqa: E402
+from beyond import q2, q3  # noqa: E402,F401  (hw2-q2.py and hw2-q3.py as modules)
+from beyond.train import InputFeedDecoder  # noqa: E402
+from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model, sequence_mask  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -83,16 +81,16 @@ def course_file(name):
 # ---- models ------------------------------------------------------------------------------------------
 
 def tiny_config(**fields):
-    """A full TrainConfig of a small model: every field the checkpoint of a real run holds."""
-    return training.TrainConfig(**{"use_attn": True, "hidden_size": 16, "dropout": 0.0, "batch_size": 4,
-                                   **fields}).check()
+    """The config of a small model, every field that hw2-q3.py train writes."""
+    args = q3.parse_args(["train", "--use_attn", "--hidden_size", "16", "--dropout", "0", "--batch_size", "4"])
+    return {**q3.config_of(args), **fields}
 
 
 def random_model(use_attn=True, input_feed=False, seed=0, V_src=12, V_tgt=10, H=16):
-    """An untrained model of our build_model, in eval mode."""
+    """An untrained model of our build_model (with input_feed, beyond's decoder), in eval mode."""
     torch.manual_seed(seed)
-    return build_model(training.TrainConfig(use_attn=use_attn, hidden_size=H, dropout=0.0, input_feed=input_feed),
-                       V_src, V_tgt).eval()
+    return build_model({"use_attn": use_attn, "hidden_size": H, "dropout": 0.0}, V_src, V_tgt,
+                       decoder_class=InputFeedDecoder if input_feed else Decoder).eval()
 
 
 def course_model(use_attn, V_src=12, V_tgt=10, H=16, dropout=0.3):
@@ -107,7 +105,7 @@ def random_batch(seed=0, B=5, V_src=12, V_tgt=10, S=7, T=6):
     g = torch.Generator().manual_seed(seed)
     lengths = torch.tensor([S, 3, 5, 1, 6][:B])
     src = torch.randint(4, V_src, (B, S), generator=g)
-    src[~length_mask(lengths, S)] = data.PAD_IDX
+    src[~sequence_mask(lengths, S)] = data.PAD_IDX
     tgt = torch.randint(4, V_tgt, (B, T), generator=g)
     tgt[:, 0] = data.SOS_IDX
     return src, lengths, tgt
@@ -143,9 +141,9 @@ BIGRAM = [[1.0, 0, 0, 0, 0], [1e-9, 1e-9, 0.4, 1e-9, 0.6], [1.0, 0, 0, 0, 0], [1
           [1e-9, 1e-9, 0.6, 1e-9, 0.4]]  # after SOS: EOS 0.4, a 0.6; after a: EOS 0.6, a 0.4
 
 
-def tiny_train(cfg, checkpoint, corpus=CORPUS, device="cpu"):
-    """training.train, quietly: the record, the checkpoint at checkpoint."""
-    return training.train(cfg, corpus, str(checkpoint), torch.device(device), log=lambda line: None)
+def tiny_train(config, checkpoint, corpus=CORPUS, **options):
+    """hw2-q3's train_run, quietly: the record; the checkpoint at checkpoint."""
+    return q3.train_run(config, corpus, str(checkpoint), torch.device("cpu"), log=lambda line: None, **options)
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +152,7 @@ def trained(tmp_path_factory):
     WORDS, checkpoint path)."""
     path = tmp_path_factory.mktemp("trained") / "attn.pt"
     tiny_train(tiny_config(hidden_size=32, lr=0.01, n_epochs=8), path)
-    model, src_vocab, tgt_vocab, _ = training.load_checkpoint(str(path), torch.device("cpu"))
+    model, src_vocab, tgt_vocab, _ = q3.load_checkpoint(str(path), torch.device("cpu"))
     return model, data.Seq2SeqDataset(PAIRS, src_vocab, tgt_vocab), path
 
 
@@ -167,63 +165,33 @@ def teacher_forced_log_prob(model, src, tokens):
     return torch.log_softmax(logits[0], -1).gather(1, tgt[0, 1:, None]).sum().item()
 
 
-# ---- the scripts, run as a user runs them ---------------------------------------------------------------
+# ---- the scripts ---------------------------------------------------------------------------------------
 
-def run_script(script, *args, cwd=None, stdin=None, timeout=300):
-    """Run one of the repository's scripts with these arguments: (exit code, stdout, stderr).
-
-    The command runs in a child process forked from the test process, as __main__, with its own
-    standard streams and working folder: the program a user starts, without the two seconds a fresh
-    interpreter spends importing torch. fresh_command starts a new one where that matters."""
-    with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        inp.write(stdin or b"")
-        inp.seek(0)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _run_child(script, args, cwd, (inp, out, err))
-        deadline = time.time() + timeout
-        while not (done := os.waitpid(pid, os.WNOHANG))[0]:
-            if time.time() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                pytest.fail(f"{script} {' '.join(map(str, args))}: no exit within {timeout} s")
-            time.sleep(0.005)
-        out.seek(0)
-        err.seek(0)
-        decode = lambda f: f.read().decode("utf-8", "replace")
-        return os.waitstatus_to_exitcode(done[1]), decode(out), decode(err)
+def run_script(*command, cwd=ROOT, stdin=None, timeout=300):
+    """A script run as a user runs it, in a fresh python process: (exit code, stdout, stderr).
+    command: "hw2-q3.py", "train", ... or "-m", "beyond.spell", ..."""
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
+    script = [os.path.join(ROOT, command[0])] if command[0].endswith(".py") else [command[0]]
+    proc = subprocess.run([sys.executable, *script, *map(str, command[1:])], cwd=cwd, env=env, input=stdin,
+                          capture_output=True, timeout=timeout)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
-def _run_child(script, args, cwd, files):
-    """In the forked child: the streams on files, argv, the folder, then the script as __main__; never returns."""
-    import runpy
-
-    code = 1
+def call_main(script, *args, cwd=ROOT, stdin=""):
+    """A script's main() through utils.run, in this process, in folder cwd: (exit code, stdout, stderr)."""
+    module = importlib.import_module(script[:-3] if script.endswith(".py") else script)
+    out, err, old = io.StringIO(), io.StringIO(), os.getcwd()
+    argv0, sys.argv[0] = sys.argv[0], os.path.join(ROOT, script if script.endswith(".py") else "x.py")
+    stdin_before, sys.stdin = sys.stdin, io.StringIO(stdin)
     try:
-        for fd, f in enumerate(files):
-            os.dup2(f.fileno(), fd)
-        sys.stdin, sys.stdout, sys.stderr = (open(fd, mode, encoding="utf-8", closefd=False)
-                                             for fd, mode in ((0, "r"), (1, "w"), (2, "w")))
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        torch.set_num_threads(1)  # the scripts' default; no thread pool inherited across the fork
-        os.chdir(cwd or ROOT)
-        sys.argv = [os.path.join(ROOT, script), *map(str, args)]  # as in python /path/to/hw2-q3.py
-        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException:
-        traceback.print_exc()
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                from utils import run
+                run(module.main, [str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-FRESH_ENV = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
-
-
-def fresh_command(script, *args):
-    return [sys.executable, os.path.join(ROOT, script), *map(str, args)]
+        os.chdir(old)
+        sys.argv[0], sys.stdin = argv0, stdin_before
+    return code, out.getvalue(), err.getvalue()

@@ -92,16 +92,3 @@ def test_the_default_batches_are_one_shuffle_split_in_order():  # what the commi
     got = dataset.batches(4, generator=torch.Generator().manual_seed(1))
     want = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(1)).split(4)
     assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-
-
-def test_bucketed_batches_cover_every_word_once_each_of_about_one_length():
-    dataset = Seq2SeqDataset([(p + ["k"] * (i % 5), w) for i, (p, w) in enumerate(PAIRS * 4)])
-    one_pool = dataset.batches(4, generator=torch.Generator().manual_seed(1), bucket=100)
-    assert sorted(torch.cat(one_pool).tolist()) == list(range(len(dataset)))
-    spans = sorted((int(dataset.src_lengths[b].min()), int(dataset.src_lengths[b].max())) for b in one_pool)
-    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))  # consecutive in length
-    padding = lambda batches: sum(int(dataset.src_lengths[b].max()) * len(b) - int(dataset.src_lengths[b].sum())
-                                  for b in batches)
-    assert padding(one_pool) < padding(dataset.batches(4, generator=torch.Generator().manual_seed(1)))
-    again = dataset.batches(4, generator=torch.Generator().manual_seed(1), bucket=100)
-    assert all(torch.equal(a, b) for a, b in zip(one_pool, again, strict=True))

@@ -1,15 +1,14 @@
 """models.py: the assignment's attention equations, padding that changes nothing, the batch equal to its
 words one by one, teacher forcing in bulk equal to the step-by-step loop, the encoder's final state (packed,
-or unpacked without padding), input feeding, and the course's contract (its constructors, its training step,
-a bare state_dict)."""
+or unpacked without padding), the dropout site, and the course's contract (its constructors, its training
+step, a bare state_dict). Beyond's input-feeding decoder is held to the same rules."""
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import course_model, random_batch, random_model
 from data import EOS_IDX, PAD_IDX
-import training
-from models import BahdanauAttention, Encoder, build_model, length_mask, reshape_state
+from models import BahdanauAttention, Encoder, build_model, reshape_state, sequence_mask
 
 DECODERS = [(False, False), (True, False), (True, True)]  # (use_attn, input_feed)
 
@@ -22,7 +21,7 @@ def test_attention_weights_sum_to_one_and_are_zero_on_padding(device):
                       return_weights=True)
     assert out.shape == (3, 5, 8) and alpha.shape == (3, 5, 4)
     torch.testing.assert_close(alpha.sum(-1), torch.ones(3, 5, device=device))
-    assert (alpha[~length_mask(lengths, 4)[:, None].expand_as(alpha)] == 0).all()
+    assert (alpha[~sequence_mask(lengths, 4)[:, None].expand_as(alpha)] == 0).all()
 
 
 def test_attention_is_the_assignment_equations_written_out():
@@ -39,7 +38,7 @@ def test_outputs_do_not_depend_on_padded_positions(use_attn, input_feed, device)
     model = random_model(use_attn, input_feed).to(device)
     src, lengths, tgt = (t.to(device) for t in random_batch())
     noisy = src.clone()
-    pad = ~length_mask(lengths, src.size(1))
+    pad = ~sequence_mask(lengths, src.size(1))
     noisy[pad] = torch.randint(4, 12, (int(pad.sum()),), device=device)
     with torch.no_grad():
         torch.testing.assert_close(model(src, lengths, tgt)[0], model(noisy, lengths, tgt)[0])
@@ -153,8 +152,7 @@ def test_a_bare_state_dict_loads_strictly_into_fresh_modules(use_attn, tmp_path)
 @pytest.mark.parametrize("site, zeros_in_output", [("output", True), ("lstm", False)])
 def test_the_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output):
     torch.manual_seed(0)
-    model = build_model(training.TrainConfig(use_attn=True, hidden_size=16, dropout=0.5, dropout_site=site),
-                        12, 10).train()
+    model = build_model({"use_attn": True, "hidden_size": 16, "dropout": 0.5, "dropout_site": site}, 12, 10).train()
     src, lengths, tgt = random_batch()
     enc, state = model.encoder(src, lengths)
     out, _ = model.decoder(tgt, state, enc, lengths)  # with site "lstm" attention's tanh output is never dropped

@@ -5,23 +5,19 @@ threads; then decode time per 1,000 words for greedy and beam sizes.
 
 The reference is what the common homework code does: teacher forcing calls the decoder one target
 step at a time (re-projecting the encoder keys at every step), and validation decodes word by word.
-    python bench/bench_q3.py [--data_dir data] [--repeats 2] [--num_threads 1] [--buckets 4 50]
+    python -m beyond.bench_q3 [--data_dir data] [--repeats 2] [--num_threads 1] [--buckets 4 50]
 """
 import argparse
-import os
-import sys
 import time
 
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
-import decoding  # noqa: E402
-import artefacts  # noqa: E402
-from cli import configure_seed  # noqa: E402
-import training  # noqa: E402
-from models import build_model  # noqa: E402
+import data
+from beyond import decoding, q3
+from beyond.train import bucketed, load_checkpoint
+from models import build_model
+from utils import configure_seed, save_json
 
 
 def reference_train_epoch(model, dataset, optimizer, criterion, batch_size, generator):
@@ -66,7 +62,7 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default="data", help="folder with the P2G TSV files")
     p.add_argument("--repeats", type=int, default=2, help="epochs timed per implementation (best kept)")
@@ -77,8 +73,8 @@ def main():
     p.add_argument("--checkpoint", default=None,
                    help="decode with this trained checkpoint's weights (its vocabularies must match the data); "
                         "default: the model after the timed epochs, whose short outputs make decoding look cheap")
-    p.add_argument("--out", default="results/bench/bench_q3.json", help="where the timings go")
-    args = p.parse_args()
+    p.add_argument("--out", default="runs/bench/bench_q3.json", help="where the timings go")
+    args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     corpus, source = data.load_corpus(args.data_dir, ("train", "valid"), fallback=True)
     src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))
@@ -88,24 +84,25 @@ def main():
 
     trained = None
     if args.checkpoint:
-        trained, src_vocab, tgt_vocab, _ = training.load_checkpoint(args.checkpoint, torch.device("cpu"))
+        trained, src_vocab, tgt_vocab, _ = load_checkpoint(args.checkpoint, torch.device("cpu"))
         valid_set = data.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
     rows = {}
     pools = {"ours": 0, **{f"bucket{n}": n for n in args.buckets}}  # each of our rows: its --bucket
     names = [*pools, "reference"]
     for name in names:
         configure_seed(0)
-        model = build_model(training.TrainConfig(use_attn=bool(args.use_attn)), len(src_vocab), len(tgt_vocab))
+        model = build_model({"use_attn": bool(args.use_attn), "hidden_size": 128, "dropout": 0.3},
+                            len(src_vocab), len(tgt_vocab))
         decoder_model = trained or model
         optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
         best = {"train": float("inf"), "decode": float("inf")}
         for r in range(args.repeats):
             gen = torch.Generator().manual_seed(r)
             if name != "reference":
-                t_train, _ = timed(lambda: training.train_epoch(model, train_set, optimizer, criterion, 64, gen, "cpu",
-                                                                bucket=pools[name]))
-                decoder_model.eval()
-                t_dec, _ = timed(lambda: decoding.decode_dataset(decoder_model, valid_set, 500, 50))
+                batches = (bucketed(pools[name]) if pools[name] else
+                           lambda d, size, g: d.batches(size, generator=g))(train_set, 64, gen)
+                t_train, _ = timed(lambda: q3.train_epoch(model, batches, train_set, optimizer, criterion))
+                t_dec, _ = timed(lambda: q3.generate(decoder_model, valid_set))
             else:
                 t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer, criterion, 64, gen))
                 t_dec, _ = timed(lambda: reference_decode_dataset(decoder_model, valid_set, tgt_vocab, 50))
@@ -120,7 +117,7 @@ def main():
         print(f"{name} against the reference: train x{r['train']:.2f}, decode x{r['decode']:.2f}, epoch x{r['epoch']:.2f}")
 
     beams = time_beams(decoder_model.eval(), valid_set, args.beam_sizes)
-    artefacts.save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
+    save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
                          "buckets": args.buckets, "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
                          "data": source, "decode_checkpoint": args.checkpoint}, args.out)
 

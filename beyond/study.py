@@ -1,10 +1,13 @@
-"""The strongest-model study (beyond the assignment): how far can this P2G data go? strongest.py runs it.
+"""The strongest-model study: how far can this P2G data go? About 160 minutes on one thread.
+
+    python -m beyond.study [--seeds 42 43 44] [--num_threads 1] [--out_dir runs/q3]
 
 Train a base configuration and each step added to it alone (seed 42), keep the steps that lower the
 validation WER (ties: CER), try the kept steps that change different fields together; train the finalists
 (the base and the best configuration) over seeds; choose the model (single or ensemble) and its decoding
 on validation; then decode the test set for that choice, for each member alone (reported, never chosen
 upon) and for the reranking of its n-best with a word list (outside knowledge, reported apart)."""
+import argparse
 import dataclasses
 import os
 import statistics
@@ -12,17 +15,21 @@ import time
 
 import torch
 
-import artefacts
-import data
-import decoding
-import diagnostics
-import metrics
-import training
-from cli import InputError
-from locks import run_lock
+from beyond import decoding, diagnostics, q3
+from beyond.train import EXTRAS, load_checkpoint, options
+from data import Seq2SeqDataset, islex_words, load_corpus
+from utils import InputError, in_range, load_json, run, save_json, set_threads
 
-BASE = training.TrainConfig(use_attn=True, hidden_size=256, enc_layers=2, lr_schedule="cosine", n_epochs=30,
-                            select_on="wer")
+
+def base_config(threads=1):
+    """The study's base: the assignment's model with attention, hidden size 256, two encoder layers,
+    a cosine schedule, 30 epochs, the checkpoint chosen on validation WER."""
+    args = q3.parse_args(["train", "--use_attn", "--hidden_size", "256", "--n_epochs", "30",
+                          "--num_threads", str(threads)])
+    return q3.config_of(args, **{k: d for k, (d, _) in EXTRAS.items()},
+                        enc_layers=2, lr_schedule="cosine", select_on="wer")
+
+
 STEPS = {  # name -> (tag in run names, the fields it changes)
     "dropout 0.4": ("d04", {"dropout": 0.4}),
     "dropout 0.2": ("d02", {"dropout": 0.2}),
@@ -39,7 +46,7 @@ class Run:
     """One training run of the study: its steps (names), seed and configuration."""
     steps: tuple
     seed: int
-    config: training.TrainConfig
+    config: dict
 
     @property
     def name(self):
@@ -49,10 +56,10 @@ class Run:
 
 def make_run(steps, seed, base=None, threads=1):
     """The run of base plus these steps, for one seed."""
-    cfg = base or BASE
+    cfg = dict(base or base_config(threads))
     for s in steps:
-        cfg = dataclasses.replace(cfg, **STEPS[s][1])
-    return Run(tuple(s for s in STEPS if s in steps), seed, dataclasses.replace(cfg, seed=seed, num_threads=threads))
+        cfg.update(STEPS[s][1])
+    return Run(tuple(s for s in STEPS if s in steps), seed, dict(cfg, seed=seed, num_threads=threads))
 
 
 def score(r):
@@ -64,14 +71,14 @@ def score(r):
 def train_or_reuse(run, corpus, dirs, device):
     """The run's train record: reused when its record and checkpoint exist with this very config, else trained."""
     path, ckpt = os.path.join(dirs["records"], f"{run.name}-train.json"), os.path.join(dirs["checkpoints"], f"{run.name}.pt")
-    if training.finished_run(path, ckpt, run.config):
-        return artefacts.load_json(path, "study run")
+    old = load_json(path) if os.path.exists(path) else {}
+    if old.get("config") == run.config and old.get("status") == "completed" and os.path.exists(ckpt):
+        return old
     print(f"training {run.name}", flush=True)
-    with run_lock(ckpt):
-        record = training.train(run.config, corpus, ckpt, device, log=lambda line: None, resume=True)  # after a stop
+    record = q3.train_run(run.config, corpus, ckpt, device, log=lambda line: None, **options(run.config))
     if record["status"] != "completed":
         raise InputError(f"study run {run.name} diverged at epoch {len(record['history']['epoch']) + 1}")
-    artefacts.save_result(record, path)
+    save_json(record, path)
     return record
 
 
@@ -100,7 +107,7 @@ def search_steps(corpus, dirs, device, threads):
 
 
 def ablation_row(step, run, record):
-    return {"step": step, "steps": list(run.steps), "run": run.name, "seed": run.seed, "config": run.config.to_dict(),
+    return {"step": step, "steps": list(run.steps), "run": run.name, "seed": run.seed, "config": run.config,
             "decoding": "greedy", "train_minutes": round(record["wall_seconds"] / 60, 1),
             "best_epoch": record["best_epoch"], "val_cer": record["best_val_cer"], "val_wer": record["best_val_wer"],
             "kept": None}
@@ -134,8 +141,8 @@ def candidates(finalists, step_rows):
 def evaluate(models, dataset, beam, penalty, lexicon=None):
     """Scores and predictions of one model or an ensemble (beam 1 = greedy); with lexicon, each word's
     best hypothesis that is in it."""
-    out = decoding.evaluate(models if len(models) > 1 else models[0], dataset, BASE.eval_batch_size, BASE.max_len,
-                            beam_size=beam, length_penalty=penalty, lexicon=lexicon)
+    out = decoding.evaluate(models if len(models) > 1 else models[0], dataset, q3.EVAL_BATCH,
+                            q3.MAX_LEN, beam, penalty, lexicon)
     return {"cer": out["cer"], "wer": out["wer"]}, out["preds"]
 
 
@@ -182,7 +189,7 @@ def read_test(chosen, models, sets, records, words):
         lex_grid.append({"beam_size": b, "length_penalty": penalty, "val_cer": s["cer"], "val_wer": s["wer"]})
     lex = min(lex_grid, key=score)
     lex_test, _ = evaluate(members, sets["test"], lex["beam_size"], penalty, words)
-    return {"scores": test, "preds": preds, "intervals": metrics.intervals(preds, sets["test"].golds), "seconds": seconds,
+    return {"scores": test, "preds": preds, "intervals": q3.intervals(preds, sets["test"].golds), "seconds": seconds,
             "members": rows,
             "lexicon_rerank": {"grid": lex_grid, "beam_size": lex["beam_size"], "val_cer": lex["val_cer"],
                                "val_wer": lex["val_wer"], "test_cer": lex_test["cer"], "test_wer": lex_test["wer"],
@@ -198,21 +205,18 @@ def n_params(model):
 def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
     """Every input of the study, before any training: the corpus, the assignment's greedy test result on
     the same test words, the ISLEX word list, writable outputs. Returns (corpus, assignment preds, words)."""
-    corpus, _ = data.load_corpus(data_dir)
-    examples, = artefacts.require(artefacts.load_json(assignment_json, "the assignment's greedy test result"),
-                                  ["examples"], assignment_json)
+    corpus, _ = load_corpus(data_dir)
+    examples = diagnostics.field(assignment_json, "examples")
     if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
         raise InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")
     try:
-        words = data.islex_words()
+        words = islex_words()
     except (ImportError, OSError) as e:
         raise InputError(f"the ISLEX word list (pysle) is not available: {e}") from None
-    for folder, flag in ((out_dir, "--out_dir"), (runs_dir, "--runs_dir")):
-        artefacts.check_folder(folder, flag)
     return corpus, [ex["pred"] for ex in examples], words
 
 
-def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
+def run_study(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     """The whole study; writes out_dir/strongest.json, strongest-ablation.json and the length figure."""
     corpus, assignment_preds, words = check_inputs(data_dir, out_dir, runs_dir, assignment_json)
     device = torch.device("cpu")
@@ -222,10 +226,10 @@ def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     records |= {run.name: rec for members in finalists.values() for run, rec in members}
     models = {}
     for name in records:
-        models[name], src_vocab, tgt_vocab, _ = training.load_checkpoint(os.path.join(runs_dir, f"{name}.pt"), device)
+        models[name], src_vocab, tgt_vocab, _ = load_checkpoint(os.path.join(runs_dir, f"{name}.pt"), device)
     for row in step_rows:
         row["params"] = n_params(models[row["run"]])
-    sets = {s: data.Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
+    sets = {s: Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in ("valid", "test")}
     cand_rows, grids, chosen = choose(candidates(finalists, step_rows), models, sets)
     test = read_test(chosen, models, sets, records, words)
     record = summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, threads)
@@ -236,8 +240,8 @@ def run(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
                            "strongest" + (" ensemble" if chosen["n_models"] > 1 else ""): record["by_length"]["strongest"]},
                           "lengths", "wer", "Length of the gold spelling (characters)", "Test WER",
                           f"{stem}-wer_by_length", ylim=(0, 1), legend_loc="upper left")
-    artefacts.save_result(record, f"{stem}.json")
-    artefacts.save_result({"selected_on": "valid", "base": BASE.to_dict(), "rows": step_rows}, f"{stem}-ablation.json")
+    save_json(record, f"{stem}.json")
+    save_json({"selected_on": "valid", "base": base_config(threads), "rows": step_rows}, f"{stem}-ablation.json")
     return record
 
 
@@ -259,11 +263,11 @@ def summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, thread
         "params_total": sum(m["params"] for m in members), "params_largest": max(m["params"] for m in members),
         "train_minutes_total": round(sum(m["train_minutes"] for m in members), 1), "train_threads": threads,
         "test_decode_seconds": round(test["seconds"], 2), "candidates": cand_rows, "decoding_grid": grids,
-        "finalists": {f: {"steps": list(ms[0][0].steps), "config": ms[0][0].config.to_dict(),
+        "finalists": {f: {"steps": list(ms[0][0].steps), "config": ms[0][0].config,
                           "runs": [{"run": run.name, "seed": run.seed, "val_cer": rec["best_val_cer"],
                                     "val_wer": rec["best_val_wer"]} for run, rec in ms]} for f, ms in finalists.items()},
         "lexicon_rerank": test["lexicon_rerank"], "oteann_wer": OTEANN_WER,
-        "command": "python strongest.py --seeds " + " ".join(map(str, seeds)) + f" --num_threads {threads}",
+        "command": "python -m beyond.study --seeds " + " ".join(map(str, seeds)) + f" --num_threads {threads}",
     }
 
 
@@ -272,9 +276,36 @@ def earlier_reads(path, record):
     when its choice differs from this one."""
     if not os.path.exists(path):
         return []
-    old = artefacts.load_json(path, "the earlier study record")
+    old = load_json(path)
     reads = list(old.get("earlier_test_reads", []))
     if old.get("choice") != record["choice"] and "test_wer" in old:
         reads.append({"choice": old.get("choice"), "val_wer": old["choice"]["val_wer"], "val_cer": old["choice"]["val_cer"],
                       "test_wer": old["test_wer"], "test_cer": old["test_cer"], "date": time.strftime("%Y-%m-%d")})
     return reads
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of each finalist (default: 42 43 44)")
+    p.add_argument("--num_threads", type=in_range(int, 1), default=1, help="torch CPU threads per run (default: 1)")
+    p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv (default: data)")
+    p.add_argument("--out_dir", default="runs/q3", help="where the record goes (default: runs/q3)")
+    p.add_argument("--runs_dir", default="runs/strongest", help="where the checkpoints go (default: runs/strongest)")
+    p.add_argument("--assignment", default="results/q3/attn-test-greedy.json",
+                   help="the assignment model's greedy test result, compared with (default: %(default)s)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.num_threads)
+    record = run_study(args.seeds, args.data_dir, args.out_dir, args.runs_dir, args.assignment, args.num_threads)
+    c = record["choice"]
+    print(f"chosen on validation: {c['candidate']} ({c['n_models']} models), beam {c['beam_size']}, length penalty "
+          f"{c['length_penalty']:g}: val WER {c['val_wer']:.4f}; test CER {record['test_cer']:.4f}, WER "
+          f"{record['test_wer']:.4f}; wrote {args.out_dir}/strongest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

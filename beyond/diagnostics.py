@@ -1,17 +1,42 @@
-"""Q3 diagnostics: what the model gets wrong (error categories, CER by length, search vs model errors)
-and where it looks (attention heatmaps)."""
+"""Q3 diagnostics: what the model gets wrong (error categories, CER by length, search against model
+errors) and where it looks (attention heatmaps); figures that compare runs.
+
+    python -m beyond.diagnostics errors results/q3/attn-test-greedy.json --out results/q3/attn-errors
+    python -m beyond.diagnostics lengths "no attention=results/q3/no-attn-test-greedy.json" \
+        "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length
+    python -m beyond.diagnostics curves "no attention=results/q3/no-attn-train.json" \
+        "attention=results/q3/attn-train.json" --out results/q3/val_cer_curves
+"""
+import argparse
 from collections import Counter, defaultdict
 
 import Levenshtein
 import torch
 
-import artefacts
-import metrics
+from beyond import q3
+from beyond.decoding import gold_log_probs
 from data import EOS_IDX as EOS, SOS_IDX as SOS
-from decoding import decode, gold_log_probs
-from plots import plot, plt_style, save_figure
+from utils import InputError, load_json, plot_curves, pyplot, run, save_figure, save_json
 
 VOWELS = set("aeiouy")
+LENGTH_BINS = ((1, 4), (5, 6), (7, 8), (9, 10), (11, None))  # one set of bins for every table
+
+
+def by_length(preds, golds, lengths, bins=LENGTH_BINS):
+    """Per bin of lengths (one per word: of the gold spelling or of the source): words, CER, WER."""
+    rows = []
+    for lo, hi in bins:
+        idx = [i for i, n in enumerate(lengths) if n >= lo and (hi is None or n <= hi)]
+        if idx:
+            cer, wer = q3.cer_wer([preds[i] for i in idx], [golds[i] for i in idx])
+            rows.append({"lengths": f"{lo}+" if hi is None else f"{lo}-{hi}", "words": len(idx),
+                         "cer": cer, "wer": wer})
+    return rows
+
+
+def within_edits(preds, golds, edits=2):
+    """How many wrong words are at most `edits` Levenshtein edits from their gold spelling."""
+    return sum(p != g and Levenshtein.distance(p, g) <= edits for p, g in zip(preds, golds))
 
 
 def error_category(pred, gold):
@@ -50,8 +75,8 @@ def error_analysis(examples):
                 cat_examples[cat].append({"phonemes": ex["phonemes"], "gold": g, "pred": p})
     preds, golds = [ex["pred"] for ex in examples], [ex["gold"] for ex in examples]
     n_wrong = sum(cats.values())
-    return {"by_length": metrics.by_length(preds, golds, [len(g) for g in golds]), "n_wrong": n_wrong,
-            "within_two_edits": metrics.within_edits(preds, golds),
+    return {"by_length": by_length(preds, golds, [len(g) for g in golds]), "n_wrong": n_wrong,
+            "within_two_edits": within_edits(preds, golds),
             "top_substitutions": [{"gold": g, "pred": p, "count": v} for (g, p), v in subs.most_common(12)],
             "categories": [{"category": c, "count": n, "share": n / n_wrong, "examples": cat_examples[c]}
                            for c, n in cats.most_common()]}
@@ -75,11 +100,11 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
     device = next(model.parameters()).device
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
     src, src_lengths, _, _ = (t.to(device) for t in dataset.batch(idx))
-    pred = decode(model, src, src_lengths, max_len)  # (n, T)
+    pred = q3.decode_batch(model, src, src_lengths, max_len)  # (n, T)
     tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)  # the decoder drops the last token
     enc, state = model.encoder(src, src_lengths)
     _, _, weights = model.decoder(tgt, state, enc, src_lengths, return_weights=True)  # (n, T, S)
-    plt = plt_style()
+    plt = pyplot()
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.0 * rows), squeeze=False)  # printed at full width
@@ -114,8 +139,8 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
 
 
 def cer_by_source_length(examples):
-    """Per bin of source lengths (phonemes, metrics.LENGTH_BINS): the number of words, CER and WER."""
-    return metrics.by_length([ex["pred"] for ex in examples], [ex["gold"] for ex in examples],
+    """Per bin of source lengths (phonemes, LENGTH_BINS): the number of words, CER and WER."""
+    return by_length([ex["pred"] for ex in examples], [ex["gold"] for ex in examples],
                              [len(ex["phonemes"].split()) for ex in examples])
 
 
@@ -123,8 +148,7 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
     """Grouped bars: table {label: rows}, each row a bin with bin_key (its name), words and value; the
     x labels give the number of words in each bin (taken from the first label's rows)."""
     first = next(iter(table.values()))
-    plt = plt_style()
-    fig, ax = plt.subplots(figsize=(3.6, 2.4))
+    fig, ax = pyplot().subplots(figsize=(3.6, 2.4))
     width = 0.8 / len(table)
     for k, (label, rows) in enumerate(table.items()):
         ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))], [r[value] for r in rows], width,
@@ -141,18 +165,17 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
 def compare_by_source_length(runs, stem):
     """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
     the number of words in each bin; writes stem.pdf and stem.json."""
-    table = {label: cer_by_source_length(artefacts.require(artefacts.load_json(path), ["examples"], path)[0])
-             for label, path in runs.items()}
+    table = {label: cer_by_source_length(field(path, "examples")) for label, path in runs.items()}
     plot_bins(table, "lengths", "cer", "Length of the source in phonemes (words in the bin)", "Test CER", stem)
-    artefacts.save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
+    save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
     return table
 
 
 def compare_curves(runs, stem):
     """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of axes."""
-    histories = {label: artefacts.require(artefacts.load_json(path), ["history"], path)[0] for label, path in runs.items()}
+    histories = {label: field(path, "history") for label, path in runs.items()}
     first = next(iter(histories.values()))
-    plot(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
+    plot_curves(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
     return histories
 
 
@@ -165,7 +188,7 @@ def error_profile(preds, golds, words):
     return {"n_wrong": len(wrong), "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
             "real_word_share": len(real) / n, "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
             "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
-            "within_two_edits": metrics.within_edits(preds, golds),
+            "within_two_edits": within_edits(preds, golds),
             "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8]}
 
 
@@ -174,8 +197,41 @@ def compare_with_assignment(preds, golds, assignment_preds, words):
     lengths = [len(g) for g in golds]
     return {"errors": {"assignment": error_profile(assignment_preds, golds, words),
                        "strongest": error_profile(preds, golds, words)},
-            "by_length": {"assignment": metrics.by_length(assignment_preds, golds, lengths),
-                          "strongest": metrics.by_length(preds, golds, lengths)},
+            "by_length": {"assignment": by_length(assignment_preds, golds, lengths),
+                          "strongest": by_length(preds, golds, lengths)},
             "fixed_vs_assignment": sum(b != g and t == g for b, t, g in zip(assignment_preds, preds, golds)),
             "broken_vs_assignment": sum(b == g and t != g for b, t, g in zip(assignment_preds, preds, golds)),
             "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in zip(assignment_preds, preds, golds)]}
+
+
+def field(path, key):
+    """record[key] of the JSON record at path; an InputError naming both otherwise."""
+    record = load_json(path)
+    if not isinstance(record, dict) or key not in record:
+        raise InputError(f"{path}: missing field {key!r}")
+    return record[key]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("figure", choices=["errors", "lengths", "curves"],
+                   help="the error analysis of one greedy test record, or a comparison of runs")
+    p.add_argument("runs", nargs="+", metavar="[LABEL=]JSON", help="test or train records")
+    p.add_argument("--out", required=True, help="stem of the JSON (and figure) written")
+    args = p.parse_args(argv)
+    runs = dict(r.split("=", 1) if "=" in r else (r, r) for r in args.runs)
+    if args.figure == "errors":
+        analysis = error_analysis(field(next(iter(runs.values())), "examples"))
+        print(f"{analysis['n_wrong']} wrong words; wrote {save_json(analysis, args.out + '.json')}")
+    elif args.figure == "curves":
+        compare_curves(runs, args.out)
+        print(f"figure {args.out}.pdf")
+    else:
+        for label, rows in compare_by_source_length(runs, args.out).items():
+            print(f"{label}: " + ", ".join(f"{r['lengths']}: {r['cer']:.3f} ({r['words']})" for r in rows))
+        print(f"figure {args.out}.pdf; table {args.out}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,22 +1,17 @@
 #!/usr/bin/env python
 """Q2 speed: training images/second of hw2-q2.py's in-memory loop against a plain DataLoader over a
 TensorDataset, and of the variants tried (channels_last), side by side in one run, same model, batch 8.
-    python bench/bench_q2.py [--images 1600] [--device cpu] [--num_threads 1]
+    python -m beyond.bench_q2 [--images 1600] [--device cpu] [--num_threads 1]
 """
 import argparse
-import os
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import artefacts  # noqa: E402
-from cli import configure_seed, get_device  # noqa: E402
-
-import cnn as q2  # noqa: E402
+from beyond import q2
+from utils import configure_seed, get_device, save_json
 
 
 def dataloader_epoch(model, X, y, optimizer, batch_size, generator):
@@ -42,7 +37,7 @@ def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
     gen = torch.Generator().manual_seed(0)
     run = {
         "dataloader": lambda: dataloader_epoch(model, Xv, y, optimizer, batch_size, gen),
-    }.get(variant, lambda: q2.train_epoch(model, Xv, y, optimizer, batch_size, gen, progress=False))
+    }.get(variant, lambda: q2.train_epoch(model, Xv, y, optimizer, batch_size, gen))
     run()  # warm-up
     best = float("inf")
     for _ in range(repeats):  # the best of a few epochs: other processes only ever slow a run down
@@ -56,15 +51,15 @@ def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
     return len(y) / best
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--images", type=int, default=1600, help="training images per timed epoch")
     p.add_argument("--repeats", type=int, default=2, help="timed epochs per variant (the fastest is kept)")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (the assignment's is 8)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads (1: the scripts' default)")
-    p.add_argument("--out", default="results/bench/bench_q2.json", help="where the measurements go")
-    args = p.parse_args()
+    p.add_argument("--out", default="runs/bench/bench_q2.json", help="where the measurements go")
+    args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     device = get_device(args.device)
     g = torch.Generator().manual_seed(0)
@@ -82,7 +77,7 @@ def main():
     epoch_min = {net: 12630 / table[f"{net}/ours"] * 40 / 60 for net in ("vanilla", "bn")}
     print("a 40-epoch run (12,630 images per epoch) at these speeds: "
           + ", ".join(f"{k} {v:.0f} min" for k, v in epoch_min.items()))
-    artefacts.save_json({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    save_json({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                      "batch_size": args.batch_size, "images_per_second": table,
                      "forty_epoch_minutes": epoch_min}, args.out)
 

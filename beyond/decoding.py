@@ -1,79 +1,10 @@
-"""Q3 batched decoding: greedy or sampled decoding with a `finished` mask, beam search, the
-teacher-forced score of the gold spellings, and evaluate(), which decodes a dataset and scores it.
-A new decoding strategy goes here.
-
-Every function decodes whole batches and leaves the model's mode alone: the caller sets eval().
-"""
+"""Beam search for one model or an ensemble (a list of models whose log-probabilities are averaged
+at every step), decoding whole batches; the teacher-forced log-probability of the gold spellings; and
+evaluate(), which scores a dataset decoded with a beam (and, with a word list, reranked)."""
 import torch
 
-import metrics
+from beyond import q3
 from data import EOS_IDX as EOS, PAD_IDX as PAD, SOS_IDX as SOS
-
-
-# ---- token rules: (..., V) logits -> (..., 1) tokens. A new decoding strategy is one function here. ----
-
-def greedy_next_token(logits):
-    """logits (..., V) -> the most probable token (..., 1); 1-D logits (V,) give shape (1,), as the skeleton has it."""
-    return logits.argmax(dim=-1, keepdim=True)
-
-
-def nucleus_sampling(logits, p=0.8, generator=None):
-    """Top-p sampling: logits (..., V) -> a token (..., 1) drawn from P' = P restricted to V^(p), the
-    smallest set of most probable tokens whose mass reaches p, renormalised by that mass p'.
-
-    Needs only torch, so that it can be pasted into the course's hw2-q3.py; batched logits (B, V) give (B, 1).
-    """
-    probs = torch.softmax(logits.double(), dim=-1)  # float64: the boundary test below is exact enough
-    if p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass strictly above each token
-        keep = mass_before < p - 1e-9 * p  # the token that crosses p is kept; a mass equal to p reaches it
-        keep[..., 0] = True
-        probs = probs * torch.zeros_like(keep).scatter(-1, order, keep)
-        probs = probs / probs.sum(dim=-1, keepdim=True)  # divide by p'
-    return torch.multinomial(probs, 1, generator=generator)
-
-
-def token_rule(topp=None, generator=None):
-    """The next-token rule of a decoding: greedy, or nucleus sampling with this p."""
-    if topp is None:
-        return greedy_next_token
-    return lambda logits: nucleus_sampling(logits, topp, generator)
-
-
-@torch.no_grad()
-def decode(model, src, src_lengths, max_len, next_token=greedy_next_token):
-    """Decode a whole batch one step at a time: (B, S) -> (B, <=max_len) token ids, PAD after each EOS.
-
-    next_token maps (B, V) logits to (B, 1) tokens (greedy by default, or a sampler)."""
-    encoder_outputs, state = model.encoder(src, src_lengths)
-    attn = model.decoder.attn
-    keys = attn.project_keys(encoder_outputs) if attn is not None else None  # once per batch
-    B = src.size(0)
-    token = torch.full((B, 1), SOS, dtype=torch.long, device=src.device)
-    finished = torch.zeros(B, dtype=torch.bool, device=src.device)
-    out = []
-    for _ in range(max_len):
-        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)  # (B, 1, H)
-        nxt = next_token(model.generator(hidden[:, -1])).view(B).masked_fill(finished, PAD)
-        out.append(nxt)
-        finished |= nxt == EOS
-        if finished.all():
-            break
-        token = nxt[:, None]
-    return torch.stack(out, dim=1)
-
-
-def decode_dataset(model, dataset, batch_size, max_len, next_token=greedy_next_token):
-    """The predicted spelling of every example, in dataset order (decoded in length-sorted batches)."""
-    device = next(model.parameters()).device
-    preds = [None] * len(dataset)
-    for idx in dataset.batches(batch_size, by_length=True):
-        src, src_lengths, _, _ = dataset.batch(idx)
-        ids = decode(model, src.to(device), src_lengths.to(device), max_len, next_token).cpu().tolist()
-        for i, row in zip(idx.tolist(), ids):
-            preds[i] = "".join(dataset.tgt_vocab.decode(row))
-    return preds
 
 
 def as_list(model):
@@ -140,7 +71,7 @@ def start_beams(model, src, src_lengths, K):
     members = []
     for m in as_list(model):
         encoder_outputs, (h, c) = m.encoder(src, src_lengths)
-        keys = m.decoder.attn.project_keys(encoder_outputs) if m.decoder.attn is not None else None
+        keys = m.decoder.attn.W_h(encoder_outputs) if m.decoder.attn is not None else None
         members.append([m, encoder_outputs.repeat_interleave(K, dim=0),
                         keys.repeat_interleave(K, dim=0) if keys is not None else None,
                         (h.repeat_interleave(K, dim=1), c.repeat_interleave(K, dim=1))])
@@ -164,19 +95,12 @@ def beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_p
     return nbest
 
 
-def evaluate(model, dataset, batch_size, max_len, next_token=greedy_next_token, beam_size=None, length_penalty=1.0,
-             lexicon=None):
-    """Decode dataset and score it against its gold spellings: {"cer", "wer", "preds", "nbest"}. Token by
-    token with next_token, or with beam_size a beam search whose n-best lists are kept (with lexicon, a
-    word's prediction is its best hypothesis in the lexicon, if any). model may be an ensemble (a list)
-    for beam search."""
-    nbest = None
-    if beam_size is None:
-        preds = decode_dataset(model, dataset, batch_size, max_len, next_token)
-    else:
-        nbest = beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty)
-        preds = [next((w for w, _, _ in h if lexicon and w.lower() in lexicon), h[0][0]) for h in nbest]
-    cer, wer = metrics.cer_wer(preds, dataset.golds)
+def evaluate(model, dataset, batch_size, max_len, beam_size, length_penalty=1.0, lexicon=None):
+    """Beam-search dataset and score it: {"cer", "wer", "preds", "nbest"}. With lexicon, a word's
+    prediction is its best hypothesis in the lexicon, if any."""
+    nbest = beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty)
+    preds = [next((w for w, _, _ in h if lexicon and w.lower() in lexicon), h[0][0]) for h in nbest]
+    cer, wer = q3.cer_wer(preds, dataset.golds)
     return {"cer": cer, "wer": wer, "preds": preds, "nbest": nbest}
 
 
