@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import reporting
-from cli import InputError
+from utils import InputError
 from conftest import ROOT
 
 REPORT = os.path.join(ROOT, "report", "report.typ")
@@ -124,7 +124,7 @@ def test_inputs_are_checked_and_named_before_compiling(tmp_path, damage, message
         reporting.check_inputs(str(copy))
 
 
-def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
+def test_a_shorter_run_in_place_of_a_result_is_named(tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), copy)
     path = copy / "q2" / "cnn-bn-lr0.01.json"
@@ -138,15 +138,14 @@ def test_a_trial_run_in_place_of_a_result_is_named(tmp_path):
 # ---- the results manifest: one table behind the report's inputs, reproduce.sh and the results index ----
 
 def dry_run_commands():
-    """The commands ./reproduce.sh would run, as argument lists, without the reuse flags it adds."""
+    """The commands ./reproduce.sh would run, as argument lists."""
     proc = subprocess.run(["bash", "reproduce.sh", "q1"], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ, DRY="1"))
     lines = proc.stdout.splitlines()
     for part in ("q2", "q3", "strong"):
         lines += subprocess.run(["bash", "reproduce.sh", part], cwd=ROOT, capture_output=True, text=True,
                                 env=dict(os.environ, DRY="1")).stdout.splitlines()
-    reuse = {"-reuse", "--reuse", "--resume"}
-    return [[a for a in shlex.split(line[len("dry:"):]) if a not in reuse] for line in lines if line.startswith("dry:")]
+    return [shlex.split(line[len("dry:"):]) for line in lines if line.startswith("dry:")]
 
 
 def test_reproduce_sh_runs_every_command_of_the_manifest():
@@ -188,12 +187,14 @@ def test_the_results_index_has_a_row_for_every_file_of_the_manifest():
         assert any(fnmatch.fnmatch(entry["file"], p) for p in patterns), entry["file"]
 
 
-def test_the_readme_s_generated_parts_are_those_the_results_give():
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    assert reporting.with_generated_parts(readme) == readme, "run python report/build.py to update README.md"
+def test_the_readmes_generated_parts_are_those_the_results_give():
+    for rel, blocks in reporting.generated_parts().items():
+        text = open(os.path.join(ROOT, rel), encoding="utf-8").read()
+        assert reporting.with_generated_parts(text, blocks) == text, f"run python report/build.py to update {rel}"
+    readme, blocks = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(), reporting.generated_parts()["README.md"]
     attn = results("q3/attn-test-greedy.json")
     assert f"CER {attn['cer']:.4f}" in readme.partition("<!-- results:start -->")[2].partition("<!-- results:end -->")[0]
     stale = readme.replace(f"CER {attn['cer']:.4f}", "CER 0.9999", 1)
-    assert stale != readme and reporting.with_generated_parts(stale) == readme  # a stale number is put right
-    with pytest.raises(InputError, match="the markers <!-- speed:start -->"):
-        reporting.with_generated_parts(readme.replace("<!-- speed:start -->", ""))
+    assert stale != readme and reporting.with_generated_parts(stale, blocks) == readme  # a stale number is put right
+    with pytest.raises(InputError, match="the markers <!-- results:start -->"):
+        reporting.with_generated_parts(readme.replace("<!-- results:start -->", ""), blocks)
