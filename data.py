@@ -104,7 +104,8 @@ def _lines(path):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise InputError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column {e.start + 1})") from None
+            raise InputError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column "
+                             f"{e.start + 1})") from None
         yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text  # a byte-order mark is no phoneme
 
 

@@ -197,10 +197,14 @@ def save_json(obj, path):
 
 
 def load_json(path):
-    """The JSON in path; an InputError naming the file when it is missing or not JSON."""
+    """The JSON in path; an InputError naming the file when it is missing or not strict JSON."""
+    def refuse(constant):
+        raise ValueError(f"non-finite number {constant}")
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, parse_constant=refuse)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
     except ValueError as e:

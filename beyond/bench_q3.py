@@ -114,11 +114,13 @@ def main(argv=None):
     ratio = {name: {k: rows["reference"][k] / rows[name][k] for k in ("train", "decode", "epoch")}
              for name in names[:-1]}
     for name, r in ratio.items():
-        print(f"{name} against the reference: train x{r['train']:.2f}, decode x{r['decode']:.2f}, epoch x{r['epoch']:.2f}")
+        print(f"{name} against the reference: train x{r['train']:.2f}, decode x{r['decode']:.2f}, "
+              f"epoch x{r['epoch']:.2f}")
 
     beams = time_beams(decoder_model.eval(), valid_set, args.beam_sizes)
     save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
-                         "buckets": args.buckets, "seconds": rows, "speedup": ratio, "beam_seconds_per_1000_words": beams,
+                         "buckets": args.buckets, "seconds": rows, "speedup": ratio,
+                         "beam_seconds_per_1000_words": beams,
                          "data": source, "decode_checkpoint": args.checkpoint}, args.out)
 
 

@@ -201,7 +201,8 @@ def compare_with_assignment(preds, golds, assignment_preds, words):
                           "strongest": by_length(preds, golds, lengths)},
             "fixed_vs_assignment": sum(b != g and t == g for b, t, g in zip(assignment_preds, preds, golds)),
             "broken_vs_assignment": sum(b == g and t != g for b, t, g in zip(assignment_preds, preds, golds)),
-            "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in zip(assignment_preds, preds, golds)]}
+            "examples": [{"gold": g, "pred": t, "assignment_pred": b}
+                         for b, t, g in zip(assignment_preds, preds, golds)]}
 
 
 def field(path, key):

@@ -70,7 +70,8 @@ def score(r):
 
 def train_or_reuse(run, corpus, dirs, device):
     """The run's train record: reused when its record and checkpoint exist with this very config, else trained."""
-    path, ckpt = os.path.join(dirs["records"], f"{run.name}-train.json"), os.path.join(dirs["checkpoints"], f"{run.name}.pt")
+    path = os.path.join(dirs["records"], f"{run.name}-train.json")
+    ckpt = os.path.join(dirs["checkpoints"], f"{run.name}.pt")
     old = load_json(path) if os.path.exists(path) else {}
     if old.get("config") == run.config and old.get("status") == "completed" and os.path.exists(ckpt):
         return old
@@ -237,7 +238,8 @@ def run_study(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     record["earlier_test_reads"] = earlier_reads(os.path.join(out_dir, "strongest.json"), record)
     stem = os.path.join(out_dir, "strongest")
     diagnostics.plot_bins({"assignment model, greedy": record["by_length"]["assignment"],
-                           "strongest" + (" ensemble" if chosen["n_models"] > 1 else ""): record["by_length"]["strongest"]},
+                           "strongest" + (" ensemble" if chosen["n_models"] > 1 else ""):
+                               record["by_length"]["strongest"]},
                           "lengths", "wer", "Length of the gold spelling (characters)", "Test WER",
                           f"{stem}-wer_by_length", ylim=(0, 1), legend_loc="upper left")
     save_json(record, f"{stem}.json")
@@ -265,7 +267,8 @@ def summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, thread
         "test_decode_seconds": round(test["seconds"], 2), "candidates": cand_rows, "decoding_grid": grids,
         "finalists": {f: {"steps": list(ms[0][0].steps), "config": ms[0][0].config,
                           "runs": [{"run": run.name, "seed": run.seed, "val_cer": rec["best_val_cer"],
-                                    "val_wer": rec["best_val_wer"]} for run, rec in ms]} for f, ms in finalists.items()},
+                                    "val_wer": rec["best_val_wer"]} for run, rec in ms]}
+                      for f, ms in finalists.items()},
         "lexicon_rerank": test["lexicon_rerank"], "oteann_wer": OTEANN_WER,
         "command": "python -m beyond.study --seeds " + " ".join(map(str, seeds)) + f" --num_threads {threads}",
     }
@@ -279,14 +282,16 @@ def earlier_reads(path, record):
     old = load_json(path)
     reads = list(old.get("earlier_test_reads", []))
     if old.get("choice") != record["choice"] and "test_wer" in old:
-        reads.append({"choice": old.get("choice"), "val_wer": old["choice"]["val_wer"], "val_cer": old["choice"]["val_cer"],
+        reads.append({"choice": old.get("choice"), "val_wer": old["choice"]["val_wer"],
+                      "val_cer": old["choice"]["val_cer"],
                       "test_wer": old["test_wer"], "test_cer": old["test_cer"], "date": time.strftime("%Y-%m-%d")})
     return reads
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44], help="seeds of each finalist (default: 42 43 44)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44],
+                   help="seeds of each finalist (default: 42 43 44)")
     p.add_argument("--num_threads", type=in_range(int, 1), default=1, help="torch CPU threads per run (default: 1)")
     p.add_argument("--data_dir", default="data", help="folder with train/valid/test.tsv (default: data)")
     p.add_argument("--out_dir", default="runs/q3", help="where the record goes (default: runs/q3)")

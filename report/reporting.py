@@ -105,18 +105,22 @@ def readme_results():
     sweep = load("q2/sweep-vanilla.json")
     best = sweep["best_learning_rate"]
     van, bn = load(f"q2/{sweep['best_run']}.json"), load(f"q2/cnn-bn-lr{best:g}.json")
-    noattn, attn, topp = (load(f"q3/{n}.json") for n in ("no-attn-test-greedy", "attn-test-greedy", "attn-test-topp0.8"))
+    noattn, attn, topp = (load(f"q3/{n}.json")
+                          for n in ("no-attn-test-greedy", "attn-test-greedy", "attn-test-topp0.8"))
     hop, st = load("q1/hopfield.json"), load("q3/strongest.json")
     ci = lambda r, key, d=3: f"[{r[key][0]:.{d}f}, {r[key][1]:.{d}f}]"
     return "\n".join([
         "| question | result (test set; brackets: 95 % interval) |", "|---|---|",
         f"| Q1 | {sum(c['passed'] for c in hop['checks'].values())} of {len(hop['checks'])} numeric checks pass |",
-        f"| Q2.1 vanilla CNN, best learning rate {best:g} | accuracy {van['final_test_acc']:.4f} {ci(van, 'final_test_acc_ci')} |",
-        f"| Q2.2 batch norm + global average pooling | accuracy {bn['final_test_acc']:.4f} {ci(bn, 'final_test_acc_ci')} |",
+        f"| Q2.1 vanilla CNN, best learning rate {best:g} | accuracy {van['final_test_acc']:.4f} "
+        f"{ci(van, 'final_test_acc_ci')} |",
+        f"| Q2.2 batch norm + global average pooling | accuracy {bn['final_test_acc']:.4f} "
+        f"{ci(bn, 'final_test_acc_ci')} |",
         f"| Q2.3 parameters | vanilla {van['n_params']:,} · batch norm {bn['n_params']:,} |",
         f"| Q3.1(a) no attention, greedy | CER {noattn['cer']:.4f} {ci(noattn, 'cer_ci')} · WER {noattn['wer']:.4f} "
         f"{ci(noattn, 'wer_ci')} |",
-        f"| Q3.1(b) attention, greedy | CER {attn['cer']:.4f} {ci(attn, 'cer_ci')} · WER {attn['wer']:.4f} {ci(attn, 'wer_ci')} |",
+        f"| Q3.1(b) attention, greedy | CER {attn['cer']:.4f} {ci(attn, 'cer_ci')} · "
+        f"WER {attn['wer']:.4f} {ci(attn, 'wer_ci')} |",
         f"| Q3.1(c) attention, top-p {topp['topp']:g} | CER {topp['cer']:.4f} · WER {topp['wer']:.4f} · "
         f"WER@{topp['k']} {topp['wer_at_k']:.4f} |",
         f"| beyond: ensemble of {st['choice']['n_models']} P2G models, beam {st['choice']['beam_size']} | "
@@ -166,7 +170,8 @@ def bench_lines():
     ips, sec, up = b2["images_per_second"], b3["seconds"], b3["speedup"]
     threads = lambda b: f"{b['threads']} thread{'s' * (b['threads'] > 1)}"
     ours = [f"{sec['ours']['epoch']:.1f} s as the assignment's run trains (×{up['ours']['epoch']:.1f})"] + [
-        f"{sec[f'bucket{n}']['epoch']:.1f} s with `--bucket {n}` (×{up[f'bucket{n}']['epoch']:.1f})" for n in b3["buckets"]]
+        f"{sec[f'bucket{n}']['epoch']:.1f} s with `--bucket {n}` (×{up[f'bucket{n}']['epoch']:.1f})"
+        for n in b3["buckets"]]
     return [
         f"- Q3 (`beyond.bench_q3`, {threads(b3)}, side by side): one epoch (training, then greedy decoding of the "
         f"validation words) takes " + ", ".join(ours) + f", against {sec['reference']['epoch']:.1f} s for a per-step "

@@ -94,7 +94,7 @@ ROWS = [
     Row("empty spell", "beyond.spell --checkpoint_name attn.pt ''", {"attn.pt": ("checkpoint", {})},
         "no phonemes given"),
     Row("study without the assignment's result", "beyond.study --data_dir data --assignment none.json --out_dir out "
-        "--runs_dir runs", CORPUS, "none.json: cannot read"),
+        "--runs_dir runs", CORPUS, "none.json: no such file"),
     Row("comparison figure from a damaged JSON", "beyond.diagnostics lengths x=r.json --out fig",
         {"r.json": '{"examples": [1,'}, "r.json: not valid JSON"),
 ]

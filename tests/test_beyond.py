@@ -12,7 +12,7 @@ import torch
 import beyond.study as study
 from beyond import decoding, diagnostics
 from beyond.train import bucketed
-from conftest import (A_ID as A, BIGRAM, PAIRS, WORDS, Bigram, call_main, course_model, q3, random_batch,
+from conftest import (A_ID as A, BIGRAM, PAIRS, WORDS, Bigram, call_main, q3, random_batch,
                       random_model,
                       run_script, teacher_forced_log_prob, tiny_config, vocabularies, write_corpus)
 from data import EOS_IDX, Seq2SeqDataset, Vocabulary
@@ -302,3 +302,17 @@ def test_the_modules_run_as_a_user_runs_them(trained, tmp_path):
                                 "--n_epochs", "1", "--hidden_size", "8", "--checkpoint_name", "x.pt", cwd=tmp_path)
     config = json.loads((tmp_path / "runs/q3/x-train.json").read_text())["config"]
     assert code == 0 and config["dropout_site"] == "output" and config["bucket"] == 2, err
+
+
+def test_the_benches_write_the_fields_beyond_readme_reads(tmp_path):
+    write_corpus(tmp_path / "data")
+    code, out, err = call_main("beyond.bench_q3", "--repeats", "1", "--beam_sizes", "1", "--buckets", "4",
+                               "--out", "q3.json", cwd=tmp_path)
+    assert code == 0, err
+    record = json.loads((tmp_path / "q3.json").read_text())
+    assert set(record["seconds"]) == {"ours", "bucket4", "reference"} and set(record["speedup"]) == {"ours", "bucket4"}
+    assert record["threads"] == 1 and set(record["beam_seconds_per_1000_words"]) == {"1"}
+    code, out, err = call_main("beyond.bench_q2", "--images", "16", "--repeats", "1", "--out", "q2.json", cwd=tmp_path)
+    assert code == 0, err
+    ips = json.loads((tmp_path / "q2.json").read_text())["images_per_second"]
+    assert set(ips) == {f"{n}/{v}" for n in ("vanilla", "bn") for v in ("dataloader", "ours", "channels_last")}

@@ -1,13 +1,14 @@
-"""cnn.py: the assignment's two networks (parameter counts, layer order, switches), the training loop
+"""hw2-q2.py: the assignment's two networks (parameter counts, layer order, switches), the training loop
 (a last batch of one left out with batch norm, divergence, the best epoch's weights kept), the batch-norm
-re-estimate, the confusion matrix. (The command line: test_cli_q2.py.)"""
+re-estimate, the confusion matrix, and a run as a user runs it."""
+import json
 import math
 
 import pytest
 import torch
 import torch.nn as nn
 
-from conftest import q2
+from conftest import intel_npz, q2, run_script
 
 
 def test_parameter_counts_match_the_assignment_networks():
@@ -116,3 +117,14 @@ def test_a_non_finite_loss_stops_the_run_as_diverged():
     torch.manual_seed(0)
     out = fit(q2.CNN(0.1, batch_norm=False), splits(), lr=1e12, epochs=3)
     assert out["status"] == "diverged" and out["history"]["epoch"] == [] and out["final_test_acc"] is None
+
+
+def test_a_run_writes_its_record_and_figures(tmp_path):
+    npz = intel_npz(tmp_path / "intel.npz")
+    code, out, err = run_script("hw2-q2.py", "-data_path", npz, "-epochs", "2", "-out_dir", tmp_path / "out")
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "cnn-bn-lr0.01.json").read_text())
+    assert record["status"] == "completed" and record["history"]["epoch"] == [1, 2]
+    assert sum(map(sum, record["confusion_matrix"])) == 12 and record["n_params"] == 755_718
+    assert all((tmp_path / "out" / f"cnn-bn-lr0.01-{f}.pdf").exists() for f in ("losses", "val_acc", "confusion"))
+    assert "fc1" in out and "755,718 trainable parameters" in out  # Q2.3, per layer

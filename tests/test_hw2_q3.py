@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import (CORPUS, PAIRS, call_main, course_model, q3, random_batch, run_script, tiny_config,
+from conftest import (PAIRS, call_main, course_model, q3, random_batch, run_script, tiny_config,
                       tiny_train, vocabularies, write_corpus)
 from data import EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset
 from models import reshape_state
