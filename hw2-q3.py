@@ -267,7 +267,7 @@ def config_of(args, **extra):
 def train_mode(args, device, extra=None, **options):
     """Train, then write the record and the validation-CER figure. extra: config fields beyond the
     assignment's, and options (decoder_class, batches) the train_run arguments they need."""
-    config, source = config_of(args, **(extra or {})), data_source(args.data_dir, args.data_fallback)
+    config = config_of(args, **(extra or {}))
     corpus, _ = load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)
     record = train_run(config, corpus, args.checkpoint_name, device, progress=sys.stderr.isatty(),
                        log=lambda line: print(line, flush=True), **options)
@@ -280,16 +280,17 @@ def train_mode(args, device, extra=None, **options):
         return 3
     print(f"best validation CER {record['best_val_cer']:.4f} at epoch {record['best_epoch']}; "
           f"checkpoint {args.checkpoint_name}; wrote {path}, {figure[0]}; trained on "
-          + (source if source == args.data_dir else "the ISLEX fallback, NOT the course data"))
+          + (args.data_dir if config["data"] == args.data_dir else "the ISLEX fallback, NOT the course data"))
     return 0
 
 
 def test_mode(args, device):
     model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args.checkpoint_name, device)
     config = ckpt["config"]
-    if config.get("data", args.data_dir) != data_source(args.data_dir, args.data_fallback):
-        print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on "
-              f"{data_source(args.data_dir, args.data_fallback)} are not comparable", file=sys.stderr)
+    now = data_source(args.data_dir, args.data_fallback)
+    if config.get("data", now) != now:
+        print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on {now} "
+              "are not comparable", file=sys.stderr)
     corpus, _ = load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
     test_set = Seq2SeqDataset(corpus["test"], src_vocab, tgt_vocab)
     max_len = args.max_len or config["max_len"]
