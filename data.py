@@ -1,8 +1,7 @@
 """Q3 data: the P2G TSV files, vocabularies and padded batches.
 
-The course skeleton's names and behaviour (PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX, MAX_LENGTH, Vocabulary,
-Seq2SeqDataset, read_tsv_corpus, collate_samples); beside them, what hw2-q3.py uses: Vocabulary.build
-(ids in sorted order), Seq2SeqDataset.batch / batches (padded tensors by index), and load_corpus (every
+The course skeleton's names and behaviour; beside them, what hw2-q3.py uses: Vocabulary.build (ids
+in sorted order), Seq2SeqDataset.batch / batches (padded tensors by index) and load_corpus (every
 line checked; a loud ISLEX-based fallback when the course data are missing).
 """
 import os
@@ -75,13 +74,8 @@ class Vocabulary:
 
     def decode(self, ids):
         """Symbols up to the first EOS, special tokens left out."""
-        out = []
-        for i in ids:
-            if i == EOS_IDX:
-                break
-            if i >= len(SPECIALS):
-                out.append(self.index2word[i])
-        return out
+        ids = ids[:ids.index(EOS_IDX)] if EOS_IDX in ids else ids
+        return [self.index2word[i] for i in ids if i >= len(SPECIALS)]
 
     def tensor2tokens(self, t):
         """The course's: every symbol of t but SOS and EOS."""
@@ -91,8 +85,9 @@ class Vocabulary:
         return "".join(self.tensor2tokens(t))
 
 
-def _lines(path):
-    """(line number, text) of each line of a UTF-8 file; a InputError naming the file and line otherwise."""
+def read_lines(path):
+    """The lines of a UTF-8 file (a byte-order mark is no phoneme); an InputError naming the file,
+    or the line of the first byte that is not UTF-8."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -100,26 +95,25 @@ def _lines(path):
         raise InputError(f"{path}: file not found") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    for lineno, line in enumerate(raw.split(b"\n"), 1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{path}:{lineno}: not UTF-8 (byte {line[e.start]:#04x} at column "
-                             f"{e.start + 1})") from None
-        yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text  # a byte-order mark is no phoneme
+    try:
+        return raw.decode("utf-8-sig").split("\n")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x})") from None
 
 
 def read_tsv_corpus(path, max_length=None, src_tokenizer=list, tgt_tokenizer=list):
-    """[(src tokens, tgt tokens)] from lines `SOURCE<TAB>TARGET` (the course's reader), pairs longer than
-    max_length left out. Every line is checked: a InputError names the file and the line."""
+    """[(src tokens, tgt tokens)] from lines `SOURCE<TAB>TARGET` (the course's reader), pairs longer
+    than max_length left out. Every line is checked: an InputError names the file and the line."""
     pairs = []
-    for lineno, line in _lines(path):
-        line = line.strip(" \r\n")  # the course strips the line; a tab at either end stays, to be reported
+    for lineno, line in enumerate(read_lines(path), 1):
+        line = line.strip(" \r\n")  # as the course; a tab at either end stays, to be reported
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) != 2:
-            raise InputError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, found {len(parts) - 1} tabs")
+            raise InputError(f"{path}:{lineno}: expected PHONEMES<TAB>SPELLING, "
+                             f"found {len(parts) - 1} tabs")
         src, tgt = src_tokenizer(parts[0]), tgt_tokenizer(parts[1])
         if not src or not tgt:
             raise InputError(f"{path}:{lineno}: empty {'phonemes' if not src else 'spelling'}")
@@ -138,25 +132,25 @@ def pad_sequences(seqs, padding_idx=PAD_IDX):
 
 
 class Seq2SeqDataset(Dataset):
-    """One split: items (src_ix, tgt_ix), the target as SOS spelling EOS; vocabularies built from the pairs
-    in order of first appearance when none are given (the course's dataset).
+    """One split: items (src_ix, tgt_ix), the target as SOS spelling EOS; vocabularies built from
+    the pairs in order of first appearance when none are given (the course's dataset).
 
     data_tsv is a TSV path or a list of (phonemes, spelling) pairs. The whole split is also held as
     padded tensors src (N, S) and tgt (N, T) with their lengths, batched by index with batch()."""
 
-    def __init__(self, data_tsv, src_vocab=None, tgt_vocab=None, src_tokenizer=str.split, tgt_tokenizer=list,
-                 max_length=None):
+    def __init__(self, data_tsv, src_vocab=None, tgt_vocab=None, src_tokenizer=str.split,
+                 tgt_tokenizer=list, max_length=None):
         if isinstance(data_tsv, (str, os.PathLike)):
             data_tsv = read_tsv_corpus(data_tsv, max_length, src_tokenizer, tgt_tokenizer)
-        self.pairs = list(data_tsv)
+        self.pairs = pairs = list(data_tsv)
         self.src_vocab, self.tgt_vocab = src_vocab or Vocabulary(), tgt_vocab or Vocabulary()
         for vocab, side, given in ((self.src_vocab, 0, src_vocab), (self.tgt_vocab, 1, tgt_vocab)):
             if given is None:
                 for pair in self.pairs:
                     vocab.add_sentence(pair[side])
-        self.src, self.src_lengths = pad_sequences([self.src_vocab.encode(p) for p, _ in self.pairs])
-        self.tgt, self.tgt_lengths = pad_sequences([[SOS_IDX] + self.tgt_vocab.encode(w) + [EOS_IDX]
-                                                    for _, w in self.pairs])
+        self.src, self.src_lengths = pad_sequences([self.src_vocab.encode(p) for p, _ in pairs])
+        self.tgt, self.tgt_lengths = pad_sequences(
+            [[SOS_IDX] + self.tgt_vocab.encode(w) + [EOS_IDX] for _, w in pairs])
 
     def __len__(self):
         return len(self.pairs)
@@ -170,13 +164,13 @@ class Seq2SeqDataset(Dataset):
         return ["".join(w) for _, w in self.pairs]
 
     def batch(self, idx):
-        """Examples idx as (src (B, S_max), src_lengths, tgt (B, T_max), tgt_lengths), padding trimmed."""
+        """Examples idx: (src (B, S), src_lengths, tgt (B, T), tgt_lengths), padding trimmed."""
         sl, tl = self.src_lengths[idx], self.tgt_lengths[idx]
         return self.src[idx, : int(sl.max())], sl, self.tgt[idx, : int(tl.max())], tl
 
     def batches(self, batch_size, generator=None, by_length=False):
-        """Index tensors of batch_size examples: shuffled with generator, sorted by source length with
-        by_length (decoding), else in order."""
+        """Index tensors of batch_size examples: shuffled with generator, sorted by source length
+        with by_length (decoding), else in order."""
         if generator is not None:
             order = torch.randperm(len(self), generator=generator)
         elif by_length:
@@ -187,25 +181,26 @@ class Seq2SeqDataset(Dataset):
 
 
 def collate_samples(samples, padding_idx):
-    """[(src, tgt)] -> (X (B, S_max), Y (B, T_max)), padded with padding_idx (the course's collate function)."""
+    """[(src, tgt)] -> (X (B, S_max), Y (B, T_max)), padded with padding_idx (the course's)."""
     X = pad_sequence([x for x, _ in samples], batch_first=True, padding_value=padding_idx)
     Y = pad_sequence([y for _, y in samples], batch_first=True, padding_value=padding_idx)
     return X, Y
 
 
 def build_datasets(corpus, splits=SPLITS):
-    """Vocabularies from the training split and a dataset per split: (src_vocab, tgt_vocab, {split: dataset})."""
+    """(src_vocab, tgt_vocab, {split: dataset}), the vocabularies from the training split."""
     src_vocab = Vocabulary.build(p for p, _ in corpus["train"])
     tgt_vocab = Vocabulary.build(w for _, w in corpus["train"])
-    return src_vocab, tgt_vocab, {s: Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in splits}
+    sets = {s: Seq2SeqDataset(corpus[s], src_vocab, tgt_vocab) for s in splits}
+    return src_vocab, tgt_vocab, sets
 
 
-# ---- where the corpus comes from: data/<split>.tsv, or the ISLEX fallback ---------------------------
+# ---- where the corpus comes from: data/<split>.tsv, or the ISLEX fallback ----------------------
 
 ISLEX_SOURCE = "islex (pysle)"
-FALLBACK_WARNING = ("the course P2G data are missing ({path} not found): using an English IPA->spelling set "
-                    "built from the ISLEX lexicon in pysle, whose numbers are NOT comparable with the course's; "
-                    "put train/valid/test.tsv in data/")
+FALLBACK_WARNING = ("the course P2G data are missing ({path} not found): using an English "
+                    "IPA->spelling set built from the ISLEX lexicon in pysle, whose numbers are "
+                    "NOT comparable with the course's; put train/valid/test.tsv in data/")
 
 
 def data_source(data_dir, fallback=False):
@@ -216,11 +211,11 @@ def data_source(data_dir, fallback=False):
 
 
 def load_corpus(data_dir, splits=SPLITS, fallback=False):
-    """({split: [(phonemes: list of str, spelling: str)]}, source) from data_dir/<split>.tsv; with fallback
-    (no --data_dir given) and no data_dir/train.tsv, the ISLEX set instead, with a loud warning."""
+    """({split: [(phonemes: list of str, spelling: str)]}, source) from data_dir/<split>.tsv; with
+    fallback (no --data_dir given) and no data_dir/train.tsv, the ISLEX set, with a loud warning."""
     if data_source(data_dir, fallback) == ISLEX_SOURCE:
-        print("=" * 78 + "\nWARNING: " + FALLBACK_WARNING.format(path=os.path.join(data_dir, "train.tsv")) +
-              "\n" + "=" * 78, file=sys.stderr)
+        warning = FALLBACK_WARNING.format(path=os.path.join(data_dir, "train.tsv"))
+        print(f"{'=' * 78}\nWARNING: {warning}\n{'=' * 78}", file=sys.stderr)
         corpus = islex_corpus()
         return {s: corpus[s] for s in splits}, ISLEX_SOURCE
     return {s: read_pairs(os.path.join(data_dir, f"{s}.tsv")) for s in splits}, data_dir
@@ -238,8 +233,8 @@ def islex_path():
 
 
 def islex_entries():
-    """(headword, phonemes) for each single-word entry of the ISLEX lexicon shipped in pysle (MIT licence):
-    stress and syllable marks stripped, every pronunciation of a word in the lexicon's order."""
+    """(headword, phonemes) for each single-word entry of the ISLEX lexicon shipped in pysle (MIT
+    licence): stress and syllable marks stripped, every pronunciation in the lexicon's order."""
     with open(islex_path(), encoding="utf-8") as f:
         for line in f:
             head, _, rest = line.partition("(")
@@ -250,23 +245,14 @@ def islex_entries():
             yield head.strip(), [p for p in phones if p]
 
 
-def islex_words():
-    """The lowercased alphabetic headwords of ISLEX: a list of real English words."""
-    return {head.lower() for head, _ in islex_entries() if head.isalpha()}
-
-
 def islex_corpus(seed=42, sizes=(10_000, 1_000, 1_000)):
     """An English IPA -> spelling set from ISLEX: lowercase ASCII alphabetic words only, the first
     pronunciation of each, a fixed seeded split into train / valid / test."""
     seen, pairs = set(), []
     for head, phones in islex_entries():
-        if not head.isalpha() or not head.islower() or not head.isascii() or head in seen or not phones:
-            continue
-        seen.add(head)
-        pairs.append((phones, head))
+        if head.isalpha() and head.islower() and head.isascii() and head not in seen and phones:
+            seen.add(head)
+            pairs.append((phones, head))
     random.Random(seed).shuffle(pairs)
-    out, start = {}, 0
-    for split, n in zip(SPLITS, sizes):
-        out[split] = pairs[start:start + n]
-        start += n
-    return out
+    ends = [sum(sizes[:i + 1]) for i in range(len(sizes))]
+    return {split: pairs[end - n:end] for split, n, end in zip(SPLITS, sizes, ends)}

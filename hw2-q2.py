@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Q2: a CNN on the Intel landscapes images (48x48 RGB, 6 classes).
 
-    python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001    # Q2.1: the vanilla network at each rate
-    python hw2-q2.py -learning_rate 0.01                     # Q2.2: batch norm + global average pooling
+    python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001   # Q2.1: the vanilla network, each rate
+    python hw2-q2.py -learning_rate 0.01                    # Q2.2: batch norm + global avg pooling
 
-The course skeleton's classes and functions, filled in. Each run writes runs/q2/<run>.json (-out_dir)
-with its curves and test confusion matrix; the model kept is the epoch of best validation accuracy.
+The course skeleton's classes and functions, filled in. Each run writes runs/q2/<run>.json
+(-out_dir) with its curves and test confusion matrix; the model kept is the best-validation epoch.
 """
 import argparse
 import copy
@@ -19,8 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utils import (CLASSES, INTEL_PATH, configure_seed, get_device, in_range, load_images, plot_curves,
-                   pyplot, run, save_figure, save_json, set_threads)
+from utils import (CLASSES, INTEL_PATH, configure_seed, get_device, in_range, load_images,
+                   plot_curves, pyplot, run, save_figure, save_json, set_threads)
 
 
 class ConvBlock(nn.Module):
@@ -30,7 +30,8 @@ class ConvBlock(nn.Module):
                  batch_norm=True, dropout=0.0, bias=True):
         super().__init__()
         padding = kernel_size // 2 if padding is None else padding
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=padding, bias=bias)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=padding,
+                              bias=bias)
         self.bn = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.relu = nn.ReLU()
         self.pool = nn.MaxPool2d(kernel_size=2, stride=2) if maxpool else nn.Identity()
@@ -43,19 +44,21 @@ class ConvBlock(nn.Module):
 class CNN(nn.Module):
     """Three conv blocks (32, 64, 128 channels), then an MLP (1024, 512, 6) with log-softmax output.
     batch_norm=False: the Q2.1 network (flatten). batch_norm=True: the Q2.2 network (BatchNorm2d in
-    the blocks, global average pooling instead of flatten, BatchNorm1d before the MLP's dropout)."""
+    the blocks, global average pooling instead of flatten, BatchNorm1d before the MLP's dropout).
+    global_pool (default: as batch_norm) separates the two changes."""
 
     def __init__(self, dropout_prob, maxpool=True, batch_norm=True, conv_bias=True, n_classes=6,
-                 image_size=48):
+                 image_size=48, global_pool=None):
         super().__init__()
         channels = [3, 32, 64, 128]
         self.blocks = nn.Sequential(*[
             ConvBlock(c_in, c_out, 3, maxpool=maxpool, batch_norm=batch_norm, dropout=dropout_prob,
                       bias=conv_bias) for c_in, c_out in zip(channels[:-1], channels[1:])])
+        global_pool = batch_norm if global_pool is None else global_pool
         side = image_size // 8 if maxpool else image_size
-        self.pool = nn.AdaptiveAvgPool2d((1, 1)) if batch_norm else nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d((1, 1)) if global_pool else nn.Identity()
         self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(channels[-1] * (1 if batch_norm else side * side), 1024)
+        self.fc1 = nn.Linear(channels[-1] * (1 if global_pool else side * side), 1024)
         self.bn1 = nn.BatchNorm1d(1024) if batch_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout_prob)
         self.fc2 = nn.Linear(1024, 512)
@@ -122,16 +125,16 @@ def batch_norms(model):
 
 @torch.inference_mode()
 def reestimated_bn_accuracy(model, X_train, X, y, batch_size=500):
-    """Accuracy on (X, y) of a copy of model whose batch-norm statistics are averaged over the whole
-    training set, instead of the running averages that batches of 8 leave. Draws no random numbers."""
+    """Accuracy on (X, y) of a copy of model whose batch-norm statistics are averaged over the
+    whole training set, not the running averages that batches of 8 leave. Draws nothing random."""
     probe = copy.deepcopy(model).eval()
     for m in batch_norms(probe):
         m.reset_running_stats()
         m.momentum = None  # a cumulative average
         m.train()
-    starts = [i for i in range(0, len(X_train), batch_size) if len(X_train) - i > 1]  # no chunk of 1
-    for i in starts:
-        probe(X_train[i:i + batch_size if i + batch_size < len(X_train) - 1 else len(X_train)])
+    n = len(X_train)
+    for i in [i for i in range(0, n, batch_size) if n - i > 1]:  # no chunk of 1
+        probe(X_train[i:i + batch_size if i + batch_size < n - 1 else n])
     return evaluate(probe, X, y)
 
 
@@ -146,7 +149,7 @@ def train_epoch(model, X, y, optimizer, batch_size, generator, desc="train"):
                       disable=not sys.stderr.isatty()):
         idx = perm[start:start + batch_size]
         if len(idx) > 1 or one_is_enough:
-            total += train_batch(X[idx], y[idx], model, optimizer, criterion)  # float32, as on device
+            total += train_batch(X[idx], y[idx], model, optimizer, criterion)  # float32
             n_batches += 1
     return (total / n_batches).item()
 
@@ -174,7 +177,8 @@ def fit(model, splits, optimizer, epochs, batch_size, seed, name="cnn"):
         for k in history:
             history[k].append(round(row[k], 6) if isinstance(row[k], float) else row[k])
         if best["val_acc"] is None or row["val_acc"] > best["val_acc"]:
-            best = {"val_acc": row["val_acc"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            best = {"val_acc": row["val_acc"], "epoch": epoch,
+                    "state": copy.deepcopy(model.state_dict())}
         print(f"[{name}] epoch {epoch:2d}/{epochs} | train loss {loss:.4f} | val acc "
               f"{row['val_acc']:.4f} | {row['epoch_seconds']:.1f} s", flush=True)
     final_test_acc = evaluate(model, Xte, yte) if status == "completed" else None
@@ -202,14 +206,16 @@ def wilson_ci(successes, n, z=1.959964):
 def run_name(args, lr):
     return (f"cnn-{'vanilla' if args.no_batch_norm else 'bn'}-lr{lr:g}"
             + "-skeleton_layout" * args.skeleton_layout + "-nomaxpool" * args.no_maxpool
-            + (f"-{args.optimizer}" if args.optimizer != "sgd" else ""))
+            + (f"-{args.optimizer}" if args.optimizer != "sgd" else "")
+            + {"auto": "", "on": "-gap", "off": "-flatten"}[args.global_pool])
 
 
 def train_run(args, lr, splits, device):
     """Train one network at learning rate lr; write its record and figures; return the record."""
     configure_seed(args.seed)
     name = run_name(args, lr)
-    model = CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm).to(device)
+    model = CNN(args.dropout, maxpool=not args.no_maxpool, batch_norm=not args.no_batch_norm,
+                global_pool={"auto": None, "on": True, "off": False}[args.global_pool]).to(device)
     print(f"[{name}] {get_number_trainable_params(model):,} trainable parameters, device {device}:")
     for owner, count in param_table(model):
         print(f"  {owner:<14} {count:>10,}")
@@ -220,8 +226,10 @@ def train_run(args, lr, splits, device):
     config = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": lr,
               "l2_decay": args.l2_decay, "dropout": args.dropout, "optimizer": args.optimizer,
               "batch_norm": not args.no_batch_norm, "maxpool": not args.no_maxpool,
+              "global_pool": isinstance(model.pool, nn.AdaptiveAvgPool2d),
               "skeleton_layout": args.skeleton_layout, "seed": args.seed,
-              "num_threads": torch.get_num_threads(), "data_path": args.data_path, "device": str(device)}
+              "num_threads": torch.get_num_threads(), "data_path": args.data_path,
+              "device": str(device)}
     Xte, yte = splits["test"]
     record = {"name": name, "status": fitted["status"], "config": config,
               "data_sizes": {split: len(y) for split, (_, y) in splits.items()},
@@ -229,7 +237,8 @@ def train_run(args, lr, splits, device):
               **fitted, "best_val_test_acc": None, "wall_seconds": round(time.time() - start, 1),
               "torch": torch.__version__}
     if fitted["final_test_acc"] is not None:
-        record["final_test_acc_ci"] = wilson_ci(round(fitted["final_test_acc"] * len(yte)), len(yte))
+        n_right = round(fitted["final_test_acc"] * len(yte))
+        record["final_test_acc_ci"] = wilson_ci(n_right, len(yte))
     if fitted["best_epoch"]:  # the model holds its best-validation epoch
         preds = predict(model, Xte).cpu()
         correct = preds == yte.cpu()
@@ -248,17 +257,20 @@ def train_run(args, lr, splits, device):
 def run_figures(record, stem):
     """The run's loss and validation-accuracy curves and its test confusion matrix."""
     cfg, h = record["config"], record["history"]
-    title = f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, lr {cfg['learning_rate']:g}"
+    title = (f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, "
+             f"lr {cfg['learning_rate']:g}")
     title += " (skeleton's scrambled layout)" * cfg["skeleton_layout"]
     if not h["epoch"]:
         return []
     paths = plot(h["epoch"], {"training (mean of batch losses)": h["train_loss"],
                               "validation": h["val_loss"]}, "Loss", f"{stem}-losses", title=title)
     curves, where = {f"lr={cfg['learning_rate']:g}": h["val_acc"]}, "best"
-    if "val_acc_reestimated_bn" in h:  # two curves rising from the lower left: the legend goes right
-        curves, where = {"running averages (eval mode)": h["val_acc"],
-                         "re-estimated on the training set": h["val_acc_reestimated_bn"]}, "lower right"
-    paths += plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title, legend_loc=where)
+    if "val_acc_reestimated_bn" in h:  # two curves rising from the lower left: legend on the right
+        curves = {"running averages (eval mode)": h["val_acc"],
+                  "re-estimated on the training set": h["val_acc_reestimated_bn"]}
+        where = "lower right"
+    paths += plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title,
+                  legend_loc=where)
     if record.get("confusion_matrix"):
         paths += confusion_figure(record, f"{stem}-confusion", title)
     return paths
@@ -268,10 +280,12 @@ def confusion_figure(record, stem, title):
     from sklearn.metrics import ConfusionMatrixDisplay
 
     fig, ax = pyplot().subplots(figsize=(3.3, 3.4))
-    ConfusionMatrixDisplay(torch.tensor(record["confusion_matrix"]).numpy(), display_labels=CLASSES).plot(
+    matrix = torch.tensor(record["confusion_matrix"]).numpy()
+    ConfusionMatrixDisplay(matrix, display_labels=CLASSES).plot(
         ax=ax, colorbar=False, cmap="Blues", text_kw={"fontsize": 7.5})
     ax.grid(False)
-    ax.set_title(f"{title}\nepoch {record['best_epoch']}: test accuracy {record['best_val_test_acc']:.3f}")
+    ax.set_title(f"{title}\nepoch {record['best_epoch']}: "
+                 f"test accuracy {record['best_val_test_acc']:.3f}")
     ax.xaxis.labelpad = 2
     pyplot().setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
     fig.subplots_adjust(left=0.25, right=0.98, bottom=0.24, top=0.88)  # one frame for every matrix
@@ -284,28 +298,30 @@ def sweep(args, splits, device):
     records = [train_run(args, lr, splits, device) for lr in args.sweep]
     stem = os.path.join(args.out_dir, f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
     epochs = list(range(1, args.epochs + 1))
-    label = lambda r: f"lr={r['config']['learning_rate']:g}" + " (diverged)" * (r["status"] != "completed")  # noqa: E731
-    figures = plot(epochs, {label(r): r["history"]["train_loss"] for r in records}, "Training loss",
-                   f"{stem}-train_loss")
-    figures += plot(epochs, {label(r): r["history"]["val_acc"] for r in records}, "Validation accuracy",
-                    f"{stem}-val_acc", png=True)
+    label = lambda r: (f"lr={r['config']['learning_rate']:g}"
+                       + " (diverged)" * (r["status"] != "completed"))
+    curves = lambda key: {label(r): r["history"][key] for r in records}
+    figures = plot(epochs, curves("train_loss"), "Training loss", f"{stem}-train_loss")
+    figures += plot(epochs, curves("val_acc"), "Validation accuracy", f"{stem}-val_acc", png=True)
     scored = [r for r in records if r["best_val_acc"] is not None]
     best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
+    table = [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
+              "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
+              "final_val_acc": (r["history"]["val_acc"] or [None])[-1],
+              "final_test_acc": r["final_test_acc"], "best_val_test_acc": r["best_val_test_acc"]}
+             for r in records]
     summary = {"runs": [r["name"] for r in records], "data_path": args.data_path,
                "data_sizes": records[0]["data_sizes"],
-               "best_learning_rate": best and best["config"]["learning_rate"], "best_run": best and best["name"],
-               "table": [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
-                          "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
-                          "final_val_acc": r["history"]["val_acc"][-1] if r["history"]["val_acc"] else None,
-                          "final_test_acc": r["final_test_acc"], "best_val_test_acc": r["best_val_test_acc"]}
-                         for r in records]}
+               "best_learning_rate": best and best["config"]["learning_rate"],
+               "best_run": best and best["name"], "table": table}
     print(f"best learning rate by validation accuracy: {summary['best_learning_rate']}; wrote "
           f"{save_json(summary, stem + '.json')}, {', '.join(figures)}")
     return 0 if best else 3
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     rate = in_range(float, 0, low_open=True)
     p.add_argument("-epochs", type=in_range(int, 1), default=40, help="training epochs")
     p.add_argument("-batch_size", type=in_range(int, 1), default=8, help="mini-batch size")
@@ -317,19 +333,24 @@ def parse_args(argv=None):
     p.add_argument("-no_maxpool", action="store_true", help="no max pooling in the conv blocks")
     p.add_argument("-no_batch_norm", action="store_true",
                    help="the vanilla Q2.1 network (default: the Q2.2 network)")
+    p.add_argument("-global_pool", choices=["auto", "on", "off"], default="auto",
+                   help="global average pooling after the last block, or flatten "
+                   "(auto: pooling with batch norm)")
     p.add_argument("-data_path", default=INTEL_PATH, help="the Intel landscapes .npz file")
-    p.add_argument("-device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+    p.add_argument("-device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if any)")
     p.add_argument("-sweep", type=rate, nargs="+", metavar="LR", default=None,
                    help="train at each of these learning rates and choose on validation")
-    p.add_argument("-skeleton_layout", action="store_true", help="feed the network what the skeleton's "
-                   "reshape makes of channel-last images (each channel a third of interleaved R, G, B)")
+    p.add_argument("-skeleton_layout", action="store_true",
+                   help="feed the network what the skeleton's reshape makes of channel-last images "
+                   "(each channel a third of interleaved R, G, B)")
     p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
     p.add_argument("-num_threads", type=in_range(int, 0), default=1,
                    help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
     p.add_argument("-out_dir", default="runs/q2", help="where the JSON records and figures go")
     args = p.parse_args(argv)
     if args.batch_size == 1 and not args.no_batch_norm:
-        p.error("argument -batch_size: batch norm needs at least 2 images per batch (or -no_batch_norm)")
+        p.error("argument -batch_size: batch norm needs at least 2 images per batch "
+                "(or -no_batch_norm)")
     return args
 
 
@@ -338,8 +359,9 @@ def main(argv=None):
     set_threads(args.num_threads)
     device = get_device(args.device, "-device")
     splits = {s: (X.to(device), y.to(device)) for s, (X, y) in load_images(args.data_path).items()}
-    if args.skeleton_layout:  # the skeleton flattens (48, 48, 3) images and reshapes them to (3, 48, 48)
-        splits = {s: (X.permute(0, 2, 3, 1).reshape(len(X), 3, 48, 48), y) for s, (X, y) in splits.items()}
+    if args.skeleton_layout:  # the skeleton flattens (48, 48, 3) images, reshapes to (3, 48, 48)
+        splits = {s: (X.permute(0, 2, 3, 1).reshape(len(X), 3, 48, 48), y)
+                  for s, (X, y) in splits.items()}
     if args.sweep:
         return sweep(args, splits, device)
     return 0 if train_run(args, args.learning_rate, splits, device)["status"] == "completed" else 3

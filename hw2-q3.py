@@ -1,12 +1,11 @@
 #!/usr/bin/env python
 """Q3: phoneme-to-grapheme conversion with a BiLSTM encoder, an LSTM decoder and Bahdanau attention.
 
-    python hw2-q3.py train [--use_attn]    # 20 epochs; keeps the epoch with the lowest validation CER
+    python hw2-q3.py train [--use_attn]    # 20 epochs; keeps the epoch of lowest validation CER
     python hw2-q3.py test [--topp 0.8]     # greedy decoding, or nucleus sampling with WER@k
 
-The course skeleton's functions, filled in and batched: train, generate, evaluate, test,
-compute_wer_at_k, greedy_next_token, nucleus_sampling. A checkpoint holds the model's state_dict with
-its config and vocabularies, so test needs only its name. Records go to runs/q3/ (--out_dir).
+The course skeleton's functions, filled in and batched. A checkpoint holds the model's state_dict
+with its config and vocabularies, so test needs only its name. Records go to runs/q3/ (--out_dir).
 """
 import argparse
 import math
@@ -21,8 +20,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from data import (EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset, Vocabulary, build_datasets, data_source,
-                  load_corpus)
+from data import (EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset, Vocabulary, build_datasets,
+                  data_source, load_corpus)
 from models import Decoder, build_model
 from utils import (InputError, atomic_write, configure_seed, get_device, in_range, plot_curves, run,
                    save_json, set_threads)
@@ -32,7 +31,7 @@ EVAL_BATCH = 500  # words decoded at once
 MAX_LEN = 50  # the longest spelling decoded, unless --max_len says otherwise
 
 
-# ---- decoding: next-token rules, and whole batches at a time -------------------------------------
+# ---- decoding: next-token rules, and whole batches at a time -----------------------------------
 
 def greedy_next_token(logits):
     """logits (..., V) -> the most probable token (..., 1); 1-D logits (V,) give shape (1,)."""
@@ -42,7 +41,7 @@ def greedy_next_token(logits):
 def nucleus_sampling(logits, p=0.8, generator=None):
     """Top-p sampling: logits (..., V) -> a token (..., 1) drawn from P restricted to V^(p), the
     smallest set of most probable tokens whose mass reaches p, renormalised by that mass p'."""
-    probs = torch.softmax(logits.double(), dim=-1)  # float64: the test against p below is exact enough
+    probs = torch.softmax(logits.double(), dim=-1)  # float64: exact enough to compare with p
     if p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
         mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # the mass above each token
@@ -55,7 +54,7 @@ def nucleus_sampling(logits, p=0.8, generator=None):
 
 @torch.no_grad()
 def decode_batch(model, src, src_lengths, max_len, next_token=greedy_next_token):
-    """(B, S) -> (B, <= max_len) token ids, one step for the whole batch at a time; PAD after EOS."""
+    """(B, S) -> (B, <= max_len) token ids, one step for the whole batch at once; PAD after EOS."""
     encoder_outputs, state = model.encoder(src, src_lengths)
     attn = model.decoder.attn
     keys = attn.W_h(encoder_outputs) if attn is not None else None  # once per batch, not per step
@@ -63,7 +62,8 @@ def decode_batch(model, src, src_lengths, max_len, next_token=greedy_next_token)
     finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
     out = []
     for _ in range(max_len):
-        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)  # (B, 1, H)
+        # hidden: (B, 1, H)
+        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)
         token = next_token(model.generator(hidden[:, -1])).masked_fill(finished[:, None], PAD_IDX)
         out.append(token[:, 0])
         finished |= token[:, 0] == EOS_IDX
@@ -76,7 +76,8 @@ def generate(model, data_iter, max_len=MAX_LEN, p=None, generator=None, batch_si
     """The spelling of every word of data_iter (a Seq2SeqDataset, or a DataLoader of one), in order:
     greedy, or nucleus sampling with p. Words are decoded in batches sorted by length."""
     dataset = getattr(data_iter, "dataset", data_iter)
-    next_token = greedy_next_token if p is None else partial(nucleus_sampling, p=p, generator=generator)
+    next_token = (greedy_next_token if p is None
+                  else partial(nucleus_sampling, p=p, generator=generator))
     device = next(model.parameters()).device
     model.eval()
     preds = [None] * len(dataset)
@@ -108,8 +109,8 @@ def test(model, data_iter, max_len=MAX_LEN, p=None, generator=None, return_predi
     return (cer, wer, predictions) if return_predictions else (cer, wer)
 
 
-def compute_wer_at_k(model, gold_data_iter, max_len=MAX_LEN, p=None, k=1, ex_to_print=10, generator=None,
-                     return_samples=False):
+def compute_wer_at_k(model, gold_data_iter, max_len=MAX_LEN, p=None, k=1, ex_to_print=10,
+                     generator=None, return_samples=False):
     """The share of words that none of k samples spells right; prints words whose samples differ."""
     dataset = getattr(gold_data_iter, "dataset", gold_data_iter)
     samples = [generate(model, dataset, max_len, p, generator) for _ in range(k)]
@@ -118,7 +119,8 @@ def compute_wer_at_k(model, gold_data_iter, max_len=MAX_LEN, p=None, k=1, ex_to_
     varied = [i for i in range(len(golds)) if len({s[i] for s in samples}) > 1]
     print(f"{len(varied)} of {len(golds)} words got differing samples; the first {ex_to_print}:")
     for i in varied[:ex_to_print]:
-        print(f"  /{' '.join(dataset.pairs[i][0])}/  {', '.join(s[i] for s in samples)}  | gold {golds[i]}")
+        phonemes, spellings = " ".join(dataset.pairs[i][0]), ", ".join(s[i] for s in samples)
+        print(f"  /{phonemes}/  {spellings}  | gold {golds[i]}")
     return (wer_at_k, samples) if return_samples else wer_at_k
 
 
@@ -137,7 +139,7 @@ def intervals(preds, golds):
             "wer_ci": bootstrap_ci([p != g for p, g in zip(preds, golds)], [1] * len(golds))}
 
 
-# ---- training --------------------------------------------------------------------------------------
+# ---- training ----------------------------------------------------------------------------------
 
 def train_epoch(model, batches, dataset, optimizer, criterion, progress=False):
     """One pass over the batches (lists of word indices); the mean of the batch losses."""
@@ -146,7 +148,7 @@ def train_epoch(model, batches, dataset, optimizer, criterion, progress=False):
     total = torch.zeros((), device=device)  # summed on the device: no host sync per batch
     for idx in tqdm(batches, leave=False, disable=not progress):
         src, src_lengths, tgt, _ = (t.to(device, non_blocking=True) for t in dataset.batch(idx))
-        logits, _ = model(src, src_lengths, tgt)  # (B, T-1, V): the decoder reads SOS y_1 .. y_{T-1}
+        logits, _ = model(src, src_lengths, tgt)  # (B, T-1, V): it reads SOS y_1 .. y_{T-1}
         loss = criterion(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))  # PAD ignored
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -206,7 +208,8 @@ def train_run(config, corpus, checkpoint_name, device, decoder_class=Decoder, ba
     configure_seed(config["seed"])
     threads = set_threads(config["num_threads"])
     src_vocab, tgt_vocab, sets = build_datasets(corpus, ("train", "valid"))
-    model = build_model(config, len(src_vocab), len(tgt_vocab), decoder_class=decoder_class).to(device)
+    model = build_model(config, len(src_vocab), len(tgt_vocab), decoder_class=decoder_class)
+    model = model.to(device)
     log(f"{'attention' if config['use_attn'] else 'no attention'}: "
         f"{sum(p.numel() for p in model.parameters()):,} parameters; {len(src_vocab)} phonemes, "
         f"{len(tgt_vocab)} characters; device {device}, {threads} CPU thread(s)")
@@ -220,7 +223,7 @@ def train_run(config, corpus, checkpoint_name, device, decoder_class=Decoder, ba
             "num_threads": threads, "torch": torch.__version__}
 
 
-# ---- checkpoints ----------------------------------------------------------------------------------
+# ---- checkpoints -------------------------------------------------------------------------------
 
 def load_checkpoint(path, device, decoder_for=None):
     """(model in eval mode on device, src_vocab, tgt_vocab, checkpoint); one-line errors otherwise.
@@ -232,16 +235,19 @@ def load_checkpoint(path, device, decoder_for=None):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise InputError(f"--checkpoint_name {path}: not a readable checkpoint ({type(e).__name__})") \
-            from None
+        raise InputError(f"--checkpoint_name {path}: not a readable checkpoint "
+                         f"({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
         raise InputError(f"--checkpoint_name {path}: not a hw2-q3.py checkpoint")
-    if decoder_for is None and isinstance(ckpt.get("config"), dict) and ckpt["config"].get("input_feed"):
-        raise InputError(f"--checkpoint_name {path}: a model with input feeding: see beyond/README.md")
+    if decoder_for is None and (ckpt.get("config") or {}).get("input_feed"):
+        raise InputError(f"--checkpoint_name {path}: a model with input feeding: "
+                         "see beyond/README.md")
     try:
         decoder_class = (decoder_for or (lambda config: Decoder))(ckpt["config"])
-        src_vocab, tgt_vocab = (Vocabulary.from_symbols(ckpt[k]) for k in ("src_vocab", "tgt_vocab"))
-        model = build_model(ckpt["config"], len(src_vocab), len(tgt_vocab), decoder_class=decoder_class)
+        src_vocab = Vocabulary.from_symbols(ckpt["src_vocab"])
+        tgt_vocab = Vocabulary.from_symbols(ckpt["tgt_vocab"])
+        model = build_model(ckpt["config"], len(src_vocab), len(tgt_vocab),
+                            decoder_class=decoder_class)
         model.load_state_dict(ckpt["model"])
         ckpt["epoch"]
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -254,13 +260,13 @@ def stem_of(args):
     return os.path.join(args.out_dir, os.path.splitext(os.path.basename(args.checkpoint_name))[0])
 
 
-# ---- the two modes ------------------------------------------------------------------------------
+# ---- the two modes -----------------------------------------------------------------------------
 
 def config_of(args, **extra):
     """What determines a trained model: the checkpoint and the record hold it."""
     return {"use_attn": args.use_attn, "hidden_size": args.hidden_size, "dropout": args.dropout,
-            "lr": args.lr, "n_epochs": args.n_epochs, "batch_size": args.batch_size, "seed": args.seed,
-            "max_len": args.max_len or MAX_LEN, "num_threads": args.num_threads,
+            "lr": args.lr, "n_epochs": args.n_epochs, "batch_size": args.batch_size,
+            "seed": args.seed, "max_len": args.max_len or MAX_LEN, "num_threads": args.num_threads,
             "data": data_source(args.data_dir, fallback=args.data_fallback), **extra}
 
 
@@ -280,7 +286,8 @@ def train_mode(args, device, extra=None, **options):
         return 3
     print(f"best validation CER {record['best_val_cer']:.4f} at epoch {record['best_epoch']}; "
           f"checkpoint {args.checkpoint_name}; wrote {path}, {figure[0]}; trained on "
-          + (args.data_dir if config["data"] == args.data_dir else "the ISLEX fallback, NOT the course data"))
+          + ("the ISLEX fallback, NOT the course data" if config["data"] != args.data_dir
+             else args.data_dir))
     return 0
 
 
@@ -289,8 +296,8 @@ def test_mode(args, device):
     config = ckpt["config"]
     now = data_source(args.data_dir, args.data_fallback)
     if config.get("data", now) != now:
-        print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on {now} "
-              "are not comparable", file=sys.stderr)
+        print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on "
+              f"{now} are not comparable", file=sys.stderr)
     corpus, _ = load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
     test_set = Seq2SeqDataset(corpus["test"], src_vocab, tgt_vocab)
     max_len = args.max_len or config["max_len"]
@@ -301,8 +308,8 @@ def test_mode(args, device):
     cer, wer, preds = test(model, test_set, max_len, args.topp, generator, return_predictions=True)
     print(f"Test CER: {cer:.4f}, Test WER: {wer:.4f}")
     result = {"checkpoint": args.checkpoint_name, "config": config, "best_epoch": ckpt["epoch"],
-              "decoding": "greedy" if args.topp is None else f"topp{args.topp:g}", "topp": args.topp,
-              "k": args.k, "seed": args.seed, "max_len": max_len,
+              "decoding": "greedy" if args.topp is None else f"topp{args.topp:g}",
+              "topp": args.topp, "k": args.k, "seed": args.seed, "max_len": max_len,
               "decode_seconds": round(time.time() - t0, 3), "cer": cer, "wer": wer,
               **intervals(preds, test_set.golds)}
     examples = [{"phonemes": " ".join(p), "gold": g, "pred": pred}
@@ -320,17 +327,19 @@ def test_mode(args, device):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     positive = in_range(int, 1)
     p.add_argument("mode", choices=["train", "test"], help="train a model, or test a checkpoint")
-    p.add_argument("--lr", type=in_range(float, 0, low_open=True), default=0.003, help="Adam's rate")
+    p.add_argument("--lr", type=in_range(float, 0, low_open=True), default=0.003,
+                   help="Adam's learning rate")
     p.add_argument("--dropout", type=in_range(float, 0, 1, high_open=True), default=0.3,
                    help="dropout on the embeddings and on the LSTMs' outputs")
     p.add_argument("--n_epochs", type=positive, default=20, help="training epochs")
     p.add_argument("--batch_size", type=positive, default=64, help="training batch size")
     p.add_argument("--hidden_size", type=in_range(int, 2), default=128,
                    help="hidden size H, even (H/2 per encoder direction)")
-    p.add_argument("--seed", type=int, default=42, help="one seed for everything, sampling included")
+    p.add_argument("--seed", type=int, default=42, help="one seed for everything, sampling too")
     p.add_argument("--use_attn", action="store_true", help="Bahdanau attention (test: attn.pt)")
     p.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: "
                    "data/, or a loud ISLEX-based fallback when data/train.tsv is missing)")
@@ -340,17 +349,20 @@ def parse_args(argv=None):
                    help="test: nucleus sampling with this p in (0, 1] (default: greedy decoding)")
     p.add_argument("--k", type=positive, default=3, help="test: samples per word for WER@k")
     p.add_argument("--max_len", type=positive, default=None,
-                   help="longest spelling decoded (default: 50 in training, the checkpoint's in test)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda when available)")
+                   help="longest spelling decoded (default: 50 in training, the checkpoint's "
+                   "in test)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if any)")
     p.add_argument("--num_threads", type=in_range(int, 0), default=1,
                    help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
     p.add_argument("--out_dir", default="runs/q3", help="where the JSON records and figures go")
     args = p.parse_args(argv)
     if args.hidden_size % 2:
-        p.error(f"argument --hidden_size: must be even (H/2 per encoder direction), got {args.hidden_size}")
+        p.error("argument --hidden_size: must be even (H/2 per encoder direction), "
+                f"got {args.hidden_size}")
     args.checkpoint_name = args.checkpoint_name or (
         "attn.pt" if args.use_attn or args.topp is not None else "no-attn.pt")
-    args.data_fallback, args.data_dir = args.data_dir is None, os.path.normpath(args.data_dir or "data")
+    args.data_fallback = args.data_dir is None
+    args.data_dir = os.path.normpath(args.data_dir or "data")
     return args
 
 

@@ -9,7 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 def reshape_state(state):
-    """Bidirectional final state (2, B, H/2) x2 -> decoder state (1, B, H) x2, directions side by side."""
+    """Bidirectional final state (2, B, H/2) x2 -> (1, B, H) x2, the directions side by side."""
     h_state, c_state = state
     new_h_state = torch.cat([h_state[:-1], h_state[1:]], dim=2)
     new_c_state = torch.cat([c_state[:-1], c_state[1:]], dim=2)
@@ -37,7 +37,7 @@ class BahdanauAttention(nn.Module):
 
     def forward(self, query, encoder_outputs, src_lengths, keys=None, return_weights=False):
         """query (B, Tq, H), encoder_outputs (B, S, H) -> attentional states (B, Tq, H) [, weights
-        (B, Tq, S)]. keys: W_h h_i, computed once per batch by the caller when it decodes step by step."""
+        (B, Tq, S)]. keys: W_h h_i, computed once per batch by a caller decoding step by step."""
         keys = self.W_h(encoder_outputs) if keys is None else keys  # (B, S, H)
         scores = self.v(torch.tanh(self.W_s(query)[:, :, None] + keys[:, None])).squeeze(-1)
         mask = sequence_mask(src_lengths.to(scores.device), keys.size(1))  # (B, S)
@@ -54,8 +54,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.hidden_size = hidden_size
         self.embedding = nn.Embedding(src_vocab_size, hidden_size, padding_idx=padding_idx)
-        self.lstm = nn.LSTM(hidden_size, hidden_size // 2, num_layers=num_layers, bidirectional=True,
-                            batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(hidden_size, hidden_size // 2, num_layers=num_layers,
+                            bidirectional=True, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src, lengths):
@@ -66,21 +67,23 @@ class Encoder(nn.Module):
         if bool(sequence_mask(lengths, src.size(1)).all()):  # no padding: nothing to pack
             outputs, (h, c) = self.lstm(emb)
         else:
-            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
             outputs, (h, c) = self.lstm(packed)  # h, c: (2 * num_layers, B, H/2)
-            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True,
+                                             total_length=src.size(1))
         return self.dropout(outputs), reshape_state((h[-2:], c[-2:]))
 
 
 class Decoder(nn.Module):
-    """Embedding -> dropout -> LSTM -> dropout -> [attention]. With dropout_site="output" the second
-    dropout comes after the attention instead (the other reading of the assignment's sentence).
+    """Embedding -> dropout -> LSTM -> dropout -> [attention]. With dropout_site="output" the
+    second dropout comes after the attention (the other reading of the assignment's sentence).
 
     Nothing feeds the attention output back into the LSTM, so with teacher forcing the LSTM runs
     over the whole target in one call and the attention is computed for every step at once."""
 
-    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="lstm",
-                 input_size=None):
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout,
+                 dropout_site="lstm", input_size=None):
         super().__init__()
         self.hidden_size = hidden_size
         self.tgt_vocab_size = tgt_vocab_size
@@ -90,10 +93,12 @@ class Decoder(nn.Module):
         self.attn = attn
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None, return_weights=False):
-        """tgt (B, T): the whole target SOS y_1 ... EOS in training, whose last token is never an input
-        and is dropped, or one token (B, 1) per generation step. dec_state (h, c), each (1, B, H) or
-        the encoder's (2, B, H/2). -> outputs (B, T-1 or 1, H), state [, weights (B, T-1 or 1, S)]."""
+    def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None,
+                return_weights=False):
+        """tgt (B, T): the whole target SOS y_1 ... EOS in training, whose last token is never an
+        input and is dropped, or one token (B, 1) per generation step. dec_state (h, c), each
+        (1, B, H) or the encoder's (2, B, H/2). -> outputs (B, T', H), state [, weights (B, T', S)]
+        with T' = T-1 or 1."""
         if dec_state[0].shape[0] == 2:
             dec_state = reshape_state(dec_state)
         if tgt.size(1) > 1:
@@ -104,7 +109,7 @@ class Decoder(nn.Module):
         return (outputs, dec_state, weights) if return_weights else (outputs, dec_state)
 
     def attend(self, outputs, encoder_outputs, src_lengths, keys=None):
-        """LSTM outputs (B, T, H) -> dropout and attention, in the order dropout_site says; weights or None."""
+        """LSTM outputs (B, T, H) -> dropout and attention in dropout_site's order; weights."""
         weights = None
         if self.dropout_site == "lstm":
             outputs = self.dropout(outputs)
@@ -125,7 +130,7 @@ class Seq2Seq(nn.Module):
         self.generator.weight = self.decoder.embedding.weight  # tied
 
     def forward(self, src, src_lengths, tgt, dec_hidden=None):
-        """Teacher forcing on tgt (B, T) = SOS ... EOS -> logits (B, T-1, V) for tgt[:, 1:], final state."""
+        """Teacher forcing: tgt (B, T) = SOS ... EOS -> logits (B, T-1, V) of tgt[:, 1:], state."""
         encoder_outputs, final_enc_state = self.encoder(src, src_lengths)
         if dec_hidden is None:
             dec_hidden = final_enc_state
@@ -134,8 +139,8 @@ class Seq2Seq(nn.Module):
 
 
 def build_model(config, src_vocab_size, tgt_vocab_size, padding_idx=0, decoder_class=Decoder):
-    """The Seq2Seq model of a config dict (use_attn, hidden_size, dropout; enc_layers and dropout_site
-    when not the default), built in the skeleton's order: encoder, attention, decoder."""
+    """The Seq2Seq model of a config dict (use_attn, hidden_size, dropout; enc_layers and
+    dropout_site when not the default), built in the skeleton's order."""
     hidden, dropout = config["hidden_size"], config["dropout"]
     encoder = Encoder(src_vocab_size, hidden, padding_idx, dropout,
                       num_layers=config.get("enc_layers", 1))

@@ -23,12 +23,18 @@ step() {  # step OUTPUT COMMAND...: COMMAND > runs/logs/<OUTPUT's name>.log, unl
 
 q1() {
   step results/q1/hopfield.json python q1_hopfield.py --out_dir results/q1
+  step results/q1/retrieval.json python -m beyond.retrieval --out_dir results/q1
 }
 
 q2() {
   step results/q2/sweep-vanilla.json python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001 -out_dir results/q2
   best=$(python -c "import json; print(json.load(open('results/q2/sweep-vanilla.json'))['best_learning_rate'])")
   step "results/q2/cnn-bn-lr$best.json" python hw2-q2.py -learning_rate "$best" -out_dir results/q2
+  # the Q2.2 gain split: batch norm without global pooling, global pooling without batch norm
+  step "results/q2/cnn-bn-lr$best-flatten.json" \
+    python hw2-q2.py -learning_rate "$best" -global_pool off -out_dir results/q2
+  step "results/q2/cnn-vanilla-lr$best-gap.json" \
+    python hw2-q2.py -no_batch_norm -learning_rate "$best" -global_pool on -out_dir results/q2
   for net in -no_batch_norm ""; do  # what the course skeleton's reshape of channel-last images costs
     name=$([ -n "$net" ] && echo vanilla || echo bn)
     step "results/q2/cnn-$name-lr$best-skeleton_layout.json" \

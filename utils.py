@@ -39,7 +39,7 @@ def read_npz(data_path):
     """{key: array} of the Intel .npz file, every split's images and labels checked; an InputError
     naming the file and key otherwise."""
     if not os.path.isfile(data_path):
-        raise InputError(f"{data_path}: file not found; put the course's Intel file at {INTEL_PATH}")
+        raise InputError(f"{data_path}: file not found; put the Intel file at {INTEL_PATH}")
     try:
         npz = np.load(data_path)
         arrays = {k: npz[k] for k in npz.files}
@@ -54,10 +54,11 @@ def read_npz(data_path):
             raise InputError(f"{data_path}: key '{key}_images' has shape {x.shape}, "
                              "expected (N,48,48,3) with N > 0")
         if x.dtype != np.uint8 or y.dtype.kind not in "iu" or len(y) != len(x):
-            raise InputError(f"{data_path}: '{key}_images' must be uint8 and '{key}_labels' N integers, "
-                             f"found {x.dtype} and {len(y)} {y.dtype}")
+            raise InputError(f"{data_path}: '{key}_images' must be uint8 and '{key}_labels' N "
+                             f"integers, found {x.dtype} and {len(y)} {y.dtype}")
         if ((y < 0) | (y >= len(CLASSES))).any():
-            raise InputError(f"{data_path}: key '{key}_labels' has a label outside 0-{len(CLASSES) - 1}")
+            raise InputError(f"{data_path}: key '{key}_labels' has a label outside "
+                             f"0-{len(CLASSES) - 1}")
     return arrays
 
 
@@ -78,13 +79,14 @@ def load_images(data_path=INTEL_PATH):
     """Our Q2 loader: {"train" | "dev" | "test": (X float (N, 3, 48, 48) in [0, 1], y long (N,))},
     the channels where the convolution expects them."""
     data = read_npz(data_path)
-    return {split: (torch.from_numpy(data[f"{key}_images"].transpose(0, 3, 1, 2).copy()).float() / 255.0,
+    images = lambda key: torch.from_numpy(data[f"{key}_images"].transpose(0, 3, 1, 2).copy())
+    return {split: (images(key).float() / 255.0,
                     torch.from_numpy(data[f"{key}_labels"].reshape(-1).astype(np.int64)))
             for split, key in SPLITS.items()}
 
 
 class ClassificationDataset(torch.utils.data.Dataset):
-    """The course's dataset: the training split as X (float32) and y (long); dev_X, dev_y, test_X, test_y."""
+    """The course's dataset: the training split as X, y; dev_X, dev_y, test_X, test_y."""
 
     def __init__(self, data):
         train_X, train_y = data["train"]
@@ -104,7 +106,7 @@ class ClassificationDataset(torch.utils.data.Dataset):
         return self.X[idx], self.y[idx]
 
 
-# ---- the command line: flags in their domain, one-line errors -------------------------------------
+# ---- the command line: flags in their domain, one-line errors ----------------------------------
 
 def in_range(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: a finite kind(s) in the interval from low to high (open ends as asked)."""
@@ -115,10 +117,10 @@ def in_range(kind, low=None, high=None, low_open=False, high_open=False):
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {s!r}") from None
         if isinstance(v, float) and not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
-        if (low is not None and (v < low or (low_open and v == low))) or \
-                (high is not None and (v > high or (high_open and v == high))):
-            left, right = "(" if low_open or low is None else "[", ")" if high_open or high is None else "]"
-            lo, hi = "-inf" if low is None else low, "inf" if high is None else high
+        lo, hi = -math.inf if low is None else low, math.inf if high is None else high
+        if v < lo or v > hi or (low_open and v == lo) or (high_open and v == hi):
+            left = "[" if low is not None and not low_open else "("
+            right = "]" if high is not None and not high_open else ")"
             raise argparse.ArgumentTypeError(f"must be in {left}{lo}, {hi}{right}, got {s}")
         return v
     check.__name__ = kind.__name__
@@ -126,21 +128,21 @@ def in_range(kind, low=None, high=None, low_open=False, high_open=False):
 
 
 def get_device(name="auto", flag="--device"):
-    """'auto' is cuda when available; a device this machine lacks is an InputError naming the flag."""
+    """'auto' is cuda when available; a device this machine lacks is an InputError naming flag."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise InputError(f"{flag} {name!r}: expected cpu, cuda, cuda:N or auto") from None
-    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+    if device.type != "cpu" and (device.type != "cuda" or not torch.cuda.is_available()):
         raise InputError(f"{flag} {name}: not available here (use cpu or auto)")
     return device
 
 
 def set_threads(n):
-    """n > 0 sets torch's CPU threads (1, the scripts' default, gives the committed numbers); 0 keeps
-    torch's default."""
+    """n > 0 sets torch's CPU threads (1, the scripts' default, gives the committed numbers); 0
+    keeps torch's default."""
     if n > 0:
         torch.set_num_threads(n)
     return torch.get_num_threads()
@@ -165,10 +167,10 @@ def run(main, argv=None):
     sys.exit(code or 0)
 
 
-# ---- files written whole: a temp file beside the target, then a rename ----------------------------
+# ---- files written whole: a temp file beside the target, then a rename -------------------------
 
 def atomic_write(path, write):
-    """write(f) into a temp file beside path, then rename it over path: never a half-written file."""
+    """write(f) into a temp file beside path, then rename it over path: never half a file."""
     folder = os.path.dirname(os.fspath(path)) or "."
     try:
         os.makedirs(folder, exist_ok=True)
@@ -211,7 +213,7 @@ def load_json(path):
         raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
-# ---- figures: one style; PDF for the report, PNG for the README ------------------------------------
+# ---- figures: one style; PDF for the report, PNG for the README --------------------------------
 
 def pyplot():
     """Matplotlib, headless, with one look for every figure (printed at this size: 8 pt text)."""
@@ -236,7 +238,8 @@ def save_figure(fig, stem, png=False, tight=True):
         for p in paths:
             fmt = p.rsplit(".", 1)[1]
             atomic_write(p, lambda f: fig.savefig(
-                f, format=fmt, dpi=150 if fmt == "png" else None, bbox_inches="tight" if tight else None,
+                f, format=fmt, dpi=150 if fmt == "png" else None,
+                bbox_inches="tight" if tight else None,
                 metadata={"CreationDate": None} if fmt == "pdf" else None))
     finally:
         plt.close(fig)

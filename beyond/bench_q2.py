@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Q2 speed: training images/second of hw2-q2.py's in-memory loop against a plain DataLoader over a
-TensorDataset, and of the variants tried (channels_last), side by side in one run, same model, batch 8.
+TensorDataset, and of the variants tried (channels_last), side by side in one run, same model, batch
+8.
     python -m beyond.bench_q2 [--images 1600] [--device cpu] [--num_threads 1]
 """
 import argparse
@@ -17,7 +18,8 @@ from utils import configure_seed, get_device, save_json
 def dataloader_epoch(model, X, y, optimizer, batch_size, generator):
     """The plain loop: DataLoader over a TensorDataset, one sample at a time."""
     model.train()
-    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True, generator=generator)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True,
+                        generator=generator)
     for xb, yb in loader:
         xb, yb = xb.to(X.device), yb.to(X.device)
         optimizer.zero_grad()
@@ -52,18 +54,22 @@ def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--images", type=int, default=1600, help="training images per timed epoch")
-    p.add_argument("--repeats", type=int, default=2, help="timed epochs per variant (the fastest is kept)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="timed epochs per variant (the fastest is kept)")
     p.add_argument("--batch_size", type=int, default=8, help="batch size (the assignment's is 8)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads (1: the scripts' default)")
+    p.add_argument("--num_threads", type=int, default=1,
+                   help="torch CPU threads (1: the scripts' default)")
     p.add_argument("--out", default="runs/bench/bench_q2.json", help="where the measurements go")
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     device = get_device(args.device)
     g = torch.Generator().manual_seed(0)
-    X = torch.rand(args.images, 3, 48, 48, generator=g).to(device)  # the pixel values do not change the cost
+    # the pixel values do not change the cost
+    X = torch.rand(args.images, 3, 48, 48, generator=g).to(device)
     y = torch.randint(0, 6, (args.images,), generator=g).to(device)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"{args.images} images per epoch, batch {args.batch_size}")
@@ -71,13 +77,16 @@ def main(argv=None):
     for batch_norm in (False, True):
         net = "bn" if batch_norm else "vanilla"
         for variant in ("dataloader", "ours", "channels_last"):
-            ips = images_per_second(variant, batch_norm, X, y, args.batch_size, device, args.repeats)
+            ips = images_per_second(variant, batch_norm, X, y, args.batch_size, device,
+                                    args.repeats)
             table[f"{net}/{variant}"] = ips
-            print(f"{net:<8} {variant:<14} {ips:8.0f} images/s  (x{ips / table[f'{net}/dataloader']:.2f})")
+            print(f"{net:<8} {variant:<14} {ips:8.0f} images/s  "
+                  f"(x{ips / table[f'{net}/dataloader']:.2f})")
     epoch_min = {net: 12630 / table[f"{net}/ours"] * 40 / 60 for net in ("vanilla", "bn")}
     print("a 40-epoch run (12,630 images per epoch) at these speeds: "
           + ", ".join(f"{k} {v:.0f} min" for k, v in epoch_min.items()))
-    save_json({"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+    save_json({"device": str(device), "threads": torch.get_num_threads(),
+               "torch": torch.__version__,
                      "batch_size": args.batch_size, "images_per_second": table,
                      "forty_epoch_minutes": epoch_min}, args.out)
 

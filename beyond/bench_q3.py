@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Q3 speed: one epoch (train + validation decode) of hw2-q3.py, as the assignment's run trains it and
-with --bucket, against a per-step-loop reference of the same model, side by side in one run on the same
-threads; then decode time per 1,000 words for greedy and beam sizes.
+"""Q3 speed: one epoch (train + validation decode) of hw2-q3.py, as the assignment's run trains it
+and with --bucket, against a per-step-loop reference of the same model, side by side in one run on
+the same threads; then decode time per 1,000 words for greedy and beam sizes.
 
 The reference is what the common homework code does: teacher forcing calls the decoder one target
 step at a time (re-projecting the encoder keys at every step), and validation decodes word by word.
@@ -63,16 +63,24 @@ def timed(fn):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default="data", help="folder with the P2G TSV files")
-    p.add_argument("--repeats", type=int, default=2, help="epochs timed per implementation (best kept)")
-    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads (1: the scripts' default)")
-    p.add_argument("--buckets", type=int, nargs="*", default=[4, 50], help="--bucket pool sizes, a row each")
-    p.add_argument("--use_attn", type=int, default=1, help="1: the attention model, 0: without attention")
-    p.add_argument("--beam_sizes", type=int, nargs="*", default=[1, 3, 5, 10], help="beam sizes to time")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="epochs timed per implementation (best kept)")
+    p.add_argument("--num_threads", type=int, default=1,
+                   help="torch CPU threads (1: the scripts' default)")
+    p.add_argument("--buckets", type=int, nargs="*", default=[4, 50],
+                   help="--bucket pool sizes, a row each")
+    p.add_argument("--use_attn", type=int, default=1,
+                   help="1: the attention model, 0: without attention")
+    p.add_argument("--beam_sizes", type=int, nargs="*", default=[1, 3, 5, 10],
+                   help="beam sizes to time")
     p.add_argument("--checkpoint", default=None,
-                   help="decode with this trained checkpoint's weights (its vocabularies must match the data); "
-                        "default: the model after the timed epochs, whose short outputs make decoding look cheap")
+                   help="decode with this trained checkpoint's weights (its vocabularies must "
+                        "match the data); "
+                        "default: the model after the timed epochs, whose short outputs make "
+                        "decoding look cheap")
     p.add_argument("--out", default="runs/bench/bench_q3.json", help="where the timings go")
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
@@ -80,7 +88,8 @@ def main(argv=None):
     src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))
     train_set, valid_set = sets["train"], sets["valid"]
     criterion = nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention {bool(args.use_attn)}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention "
+          f"{bool(args.use_attn)}")
 
     trained = None
     if args.checkpoint:
@@ -101,15 +110,19 @@ def main(argv=None):
             if name != "reference":
                 batches = (bucketed(pools[name]) if pools[name] else
                            lambda d, size, g: d.batches(size, generator=g))(train_set, 64, gen)
-                t_train, _ = timed(lambda: q3.train_epoch(model, batches, train_set, optimizer, criterion))
+                t_train, _ = timed(lambda: q3.train_epoch(model, batches, train_set, optimizer,
+                                                          criterion))
                 t_dec, _ = timed(lambda: q3.generate(decoder_model, valid_set))
             else:
-                t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer, criterion, 64, gen))
-                t_dec, _ = timed(lambda: reference_decode_dataset(decoder_model, valid_set, tgt_vocab, 50))
+                t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer,
+                                                                 criterion, 64, gen))
+                t_dec, _ = timed(lambda: reference_decode_dataset(decoder_model, valid_set,
+                                                                  tgt_vocab, 50))
             best = {"train": min(best["train"], t_train), "decode": min(best["decode"], t_dec)}
         best["epoch"] = best["train"] + best["decode"]
         rows[name] = best
-        print(f"{name:<10} train {best['train']:6.2f} s | validation decode (1,000 words) {best['decode']:6.2f} s "
+        print(f"{name:<10} train {best['train']:6.2f} s | validation decode (1,000 words) "
+              f"{best['decode']:6.2f} s "
               f"| epoch {best['epoch']:6.2f} s")
     ratio = {name: {k: rows["reference"][k] / rows[name][k] for k in ("train", "decode", "epoch")}
              for name in names[:-1]}
@@ -118,7 +131,8 @@ def main(argv=None):
               f"epoch x{r['epoch']:.2f}")
 
     beams = time_beams(decoder_model.eval(), valid_set, args.beam_sizes)
-    save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": bool(args.use_attn),
+    save_json({"threads": torch.get_num_threads(), "torch": torch.__version__,
+               "use_attn": bool(args.use_attn),
                          "buckets": args.buckets, "seconds": rows, "speedup": ratio,
                          "beam_seconds_per_1000_words": beams,
                          "data": source, "decode_checkpoint": args.checkpoint}, args.out)

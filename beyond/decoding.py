@@ -1,6 +1,6 @@
 """Beam search for one model or an ensemble (a list of models whose log-probabilities are averaged
-at every step), decoding whole batches; the teacher-forced log-probability of the gold spellings; and
-evaluate(), which scores a dataset decoded with a beam (and, with a word list, reranked)."""
+at every step), decoding whole batches; the teacher-forced log-probability of the gold spellings;
+and evaluate(), which scores a dataset decoded with a beam (and, with a word list, reranked)."""
 import torch
 
 from beyond import q3
@@ -14,16 +14,17 @@ def as_list(model):
 
 @torch.no_grad()
 def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0):
-    """Beam search for a whole batch, beams laid out as a (B*K) batch; model may be a list of models,
-    an ensemble whose log-probabilities are averaged at every step.
+    """Beam search for a whole batch, beams laid out as a (B*K) batch; model may be a list of
+    models, an ensemble whose log-probabilities are averaged at every step.
 
     Returns, per example, its finished hypotheses sorted best first as (tokens, log_prob, score),
-    score = log_prob / len**length_penalty (len counts EOS). Each step ranks the 2K best candidates: EOS
-    among the first K finish, the first K others go on. An example is done with K finished hypotheses;
-    at max_len the live beams finish as they are. K = 1 is exactly greedy decoding.
+    score = log_prob / len**length_penalty (len counts EOS). Each step ranks the 2K best candidates:
+    EOS among the first K finish, the first K others go on. An example is done with K finished
+    hypotheses; at max_len the live beams finish as they are. K = 1 is exactly greedy decoding.
     """
     B, K = src.size(0), beam_size
-    members, src_lengths = start_beams(model, src, src_lengths, K), src_lengths.repeat_interleave(K, dim=0)
+    members = start_beams(model, src, src_lengths, K)
+    src_lengths = src_lengths.repeat_interleave(K, dim=0)
     token = torch.full((B * K, 1), SOS, dtype=torch.long, device=src.device)
     scores = torch.full((B, K), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # one live beam at the start
@@ -56,18 +57,21 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
         token = tok.gather(1, pick).view(-1, 1)
         seqs = torch.cat([seqs[rows], token], dim=1)
         for member in members:
-            member[3] = tuple(s[:, rows] for s in member[3])  # (h, c) or, with input feeding, (h, c, s~)
+            # (h, c) or, with input feeding, (h, c, s~)
+            member[3] = tuple(s[:, rows] for s in member[3])
     else:  # max_len reached: the live beams of unfinished examples end here
         for b in (~done).nonzero().flatten().tolist():
-            live = [j for j in range(K) if torch.isfinite(scores[b, j])][:K - len(finished[b])]  # at most K in all
-            finished[b] += [(seqs[b * K + j].tolist(), scores[b, j].item(), norm(scores[b, j].item(), max_len))
+            # at most K in all
+            live = [j for j in range(K) if torch.isfinite(scores[b, j])][:K - len(finished[b])]
+            finished[b] += [(seqs[b * K + j].tolist(), scores[b, j].item(),
+                             norm(scores[b, j].item(), max_len))
                             for j in live]
     return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]
 
 
 def start_beams(model, src, src_lengths, K):
-    """Per model of an ensemble: [model, encoder outputs, projected keys, decoder state], each repeated K
-    times along the batch ((B, ...) -> (B*K, ...); the state (1, B*K, H))."""
+    """Per model of an ensemble: [model, encoder outputs, projected keys, decoder state], each
+    repeated K times along the batch ((B, ...) -> (B*K, ...); the state (1, B*K, H))."""
     members = []
     for m in as_list(model):
         encoder_outputs, (h, c) = m.encoder(src, src_lengths)
@@ -79,14 +83,15 @@ def start_beams(model, src, src_lengths, K):
 
 
 def beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty=1.0):
-    """Per example, in dataset order, its distinct spellings best first as (spelling, log_prob, score)
-    (a spelling reached twice keeps its better hypothesis). batch_size counts hypotheses: each batch
-    holds batch_size // beam_size words."""
+    """Per example, in dataset order, its distinct spellings best first as (spelling, log_prob,
+    score) (a spelling reached twice keeps its better hypothesis). batch_size counts hypotheses:
+    each batch holds batch_size // beam_size words."""
     device = next(as_list(model)[0].parameters()).device
     nbest = [None] * len(dataset)
     for idx in dataset.batches(max(1, batch_size // beam_size), by_length=True):
         src, src_lengths, _, _ = dataset.batch(idx)
-        found = beam_search(model, src.to(device), src_lengths.to(device), max_len, beam_size, length_penalty)
+        found = beam_search(model, src.to(device), src_lengths.to(device), max_len, beam_size,
+                            length_penalty)
         for i, hyps in zip(idx.tolist(), found):
             distinct = {}
             for seq, log_prob, score in hyps:
@@ -106,8 +111,8 @@ def evaluate(model, dataset, batch_size, max_len, beam_size, length_penalty=1.0,
 
 @torch.no_grad()
 def gold_log_probs(model, dataset, batch_size):
-    """Teacher-forced log-probability of every gold spelling (EOS included; an ensemble's is the mean of
-    its models'), and its length in tokens."""
+    """Teacher-forced log-probability of every gold spelling (EOS included; an ensemble's is the
+    mean of its models'), and its length in tokens."""
     models = as_list(model)
     device = next(models[0].parameters()).device
     log_probs, lengths = torch.zeros(len(dataset)), dataset.tgt_lengths - 1
@@ -116,6 +121,7 @@ def gold_log_probs(model, dataset, batch_size):
         lp = 0.0
         for m in models:
             logits, _ = m(src, src_lengths, tgt)  # (B, T-1, V) for tgt[:, 1:]
-            lp = lp + torch.log_softmax(logits.float(), dim=-1).gather(2, tgt[:, 1:, None]).squeeze(2)  # (B, T-1)
+            step_lp = torch.log_softmax(logits.float(), dim=-1)  # (B, T-1, V)
+            lp = lp + step_lp.gather(2, tgt[:, 1:, None]).squeeze(2)  # (B, T-1)
         log_probs[idx] = (lp / len(models)).masked_fill(tgt[:, 1:] == PAD, 0.0).sum(1).cpu()
     return log_probs, lengths

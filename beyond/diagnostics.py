@@ -1,7 +1,8 @@
 """Q3 diagnostics: what the model gets wrong (error categories, CER by length, search against model
 errors) and where it looks (attention heatmaps); figures that compare runs.
 
-    python -m beyond.diagnostics errors results/q3/attn-test-greedy.json --out results/q3/attn-errors
+    python -m beyond.diagnostics errors results/q3/attn-test-greedy.json \
+        --out results/q3/attn-errors
     python -m beyond.diagnostics lengths "no attention=results/q3/no-attn-test-greedy.json" \
         "attention=results/q3/attn-test-greedy.json" --out results/q3/cer_by_source_length
     python -m beyond.diagnostics curves "no attention=results/q3/no-attn-train.json" \
@@ -51,7 +52,8 @@ def error_category(pred, gold):
         return "letters left out (e.g. silent)"
     if all(op == "delete" for op, _, _ in ops):
         return "letters added"
-    letters = {pred[i] for op, i, _ in ops if op != "insert"} | {gold[j] for op, _, j in ops if op != "delete"}
+    letters = ({pred[i] for op, i, _ in ops if op != "insert"}
+               | {gold[j] for op, _, j in ops if op != "delete"})
     if letters <= VOWELS:
         return "vowel spelling only"
     if len(ops) == 1:
@@ -60,8 +62,8 @@ def error_category(pred, gold):
 
 
 def error_analysis(examples):
-    """CER and WER by gold length, the most frequent substitutions, and error categories with examples.
-    examples: dicts with phonemes, gold and pred."""
+    """CER and WER by gold length, the most frequent substitutions, and error categories with
+    examples. examples: dicts with phonemes, gold and pred."""
     subs, cats, cat_examples = Counter(), Counter(), defaultdict(list)
     for ex in examples:
         p, g = ex["pred"], ex["gold"]
@@ -77,8 +79,10 @@ def error_analysis(examples):
     n_wrong = sum(cats.values())
     return {"by_length": by_length(preds, golds, [len(g) for g in golds]), "n_wrong": n_wrong,
             "within_two_edits": within_edits(preds, golds),
-            "top_substitutions": [{"gold": g, "pred": p, "count": v} for (g, p), v in subs.most_common(12)],
-            "categories": [{"category": c, "count": n, "share": n / n_wrong, "examples": cat_examples[c]}
+            "top_substitutions": [{"gold": g, "pred": p, "count": v}
+                                  for (g, p), v in subs.most_common(12)],
+            "categories": [{"category": c, "count": n, "share": n / n_wrong,
+                            "examples": cat_examples[c]}
                            for c, n in cats.most_common()]}
 
 
@@ -94,20 +98,22 @@ def search_errors(model, dataset, preds, golds, best_scores, batch_size, length_
 
 @torch.no_grad()
 def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=0):
-    """Attention weights (output characters x source phonemes) of the greedy output for n test words;
-    writes stem.pdf/.png and stem.json (the weights and their row sums)."""
+    """Attention weights (output characters x source phonemes) of the greedy output for n test
+    words; writes stem.pdf/.png and stem.json (the weights and their row sums)."""
     assert model.decoder.attn is not None, "plot_attention needs a model with attention"
     device = next(model.parameters()).device
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
     src, src_lengths, _, _ = (t.to(device) for t in dataset.batch(idx))
     pred = q3.decode_batch(model, src, src_lengths, max_len)  # (n, T)
-    tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)  # the decoder drops the last token
+    # the decoder drops the last token
+    tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)
     enc, state = model.encoder(src, src_lengths)
     _, _, weights = model.decoder(tgt, state, enc, src_lengths, return_weights=True)  # (n, T, S)
     plt = pyplot()
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.0 * rows), squeeze=False)  # printed at full width
+    # printed at full width
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.0 * rows), squeeze=False)
     record, image = [], None
     for a, ax in enumerate(axes.flat):
         ax.grid(False)
@@ -145,13 +151,14 @@ def cer_by_source_length(examples):
 
 
 def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc="best"):
-    """Grouped bars: table {label: rows}, each row a bin with bin_key (its name), words and value; the
-    x labels give the number of words in each bin (taken from the first label's rows)."""
+    """Grouped bars: table {label: rows}, each row a bin with bin_key (its name), words and value;
+    the x labels give the number of words in each bin (taken from the first label's rows)."""
     first = next(iter(table.values()))
     fig, ax = pyplot().subplots(figsize=(3.6, 2.4))
     width = 0.8 / len(table)
     for k, (label, rows) in enumerate(table.items()):
-        ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))], [r[value] for r in rows], width,
+        ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))],
+               [r[value] for r in rows], width,
                label=label)
     ax.set_xticks(range(len(first)), [f"{r[bin_key]}\n({r['words']})" for r in first])
     ax.set_xlabel(xlabel)
@@ -163,46 +170,52 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
 
 
 def compare_by_source_length(runs, stem):
-    """Bars of test CER by source length for several greedy test results {label: result JSON path}, with
-    the number of words in each bin; writes stem.pdf and stem.json."""
+    """Bars of test CER by source length for several greedy test results {label: result JSON path},
+    with the number of words in each bin; writes stem.pdf and stem.json."""
     table = {label: cer_by_source_length(field(path, "examples")) for label, path in runs.items()}
-    plot_bins(table, "lengths", "cer", "Length of the source in phonemes (words in the bin)", "Test CER", stem)
+    plot_bins(table, "lengths", "cer", "Length of the source in phonemes (words in the bin)",
+              "Test CER", stem)
     save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
     return table
 
 
 def compare_curves(runs, stem):
-    """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of axes."""
+    """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of
+    axes."""
     histories = {label: field(path, "history") for label, path in runs.items()}
     first = next(iter(histories.values()))
-    plot_curves(first["epoch"], {label: h["val_cer"] for label, h in histories.items()}, "Validation CER", stem)
+    plot_curves(first["epoch"], {label: h["val_cer"] for label, h in histories.items()},
+                "Validation CER", stem)
     return histories
 
 
 def error_profile(preds, golds, words):
-    """What the wrong words are: only the capitalisation differs; another real English word (ISLEX, e.g. a
-    homophone); a proper noun (capitalised gold); a gold spelling with letters outside ASCII (loanwords)."""
+    """What the wrong words are: only the capitalisation differs; another real English word (ISLEX,
+    e.g. a homophone); a proper noun (capitalised gold); a gold spelling with letters outside ASCII
+    (loanwords)."""
     wrong = [(p, g) for p, g in zip(preds, golds) if p != g]
     n = max(1, len(wrong))
     real = [(p, g) for p, g in wrong if p.lower() != g.lower() and p.lower() in words]
-    return {"n_wrong": len(wrong), "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
-            "real_word_share": len(real) / n, "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
+    return {"n_wrong": len(wrong),
+            "capitalisation_share": sum(p.lower() == g.lower() for p, g in wrong) / n,
+            "real_word_share": len(real) / n,
+            "proper_noun_share": sum(g[:1].isupper() for _, g in wrong) / n,
             "non_ascii_share": sum(not g.isascii() for _, g in wrong) / n,
             "within_two_edits": within_edits(preds, golds),
             "examples_real_word": [{"gold": g, "pred": p} for p, g in real][:8]}
 
 
 def compare_with_assignment(preds, golds, assignment_preds, words):
-    """Error profiles, WER by gold length, and the words fixed and broken against the assignment's model."""
-    lengths = [len(g) for g in golds]
+    """Error profiles, WER by gold length, and the words fixed and broken against the assignment's
+    model."""
+    lengths, triples = [len(g) for g in golds], list(zip(assignment_preds, preds, golds))
     return {"errors": {"assignment": error_profile(assignment_preds, golds, words),
                        "strongest": error_profile(preds, golds, words)},
             "by_length": {"assignment": by_length(assignment_preds, golds, lengths),
                           "strongest": by_length(preds, golds, lengths)},
-            "fixed_vs_assignment": sum(b != g and t == g for b, t, g in zip(assignment_preds, preds, golds)),
-            "broken_vs_assignment": sum(b == g and t != g for b, t, g in zip(assignment_preds, preds, golds)),
-            "examples": [{"gold": g, "pred": t, "assignment_pred": b}
-                         for b, t, g in zip(assignment_preds, preds, golds)]}
+            "fixed_vs_assignment": sum(b != g and t == g for b, t, g in triples),
+            "broken_vs_assignment": sum(b == g and t != g for b, t, g in triples),
+            "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in triples]}
 
 
 def field(path, key):
@@ -214,7 +227,8 @@ def field(path, key):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("figure", choices=["errors", "lengths", "curves"],
                    help="the error analysis of one greedy test record, or a comparison of runs")
     p.add_argument("runs", nargs="+", metavar="[LABEL=]JSON", help="test or train records")
@@ -229,7 +243,8 @@ def main(argv=None):
         print(f"figure {args.out}.pdf")
     else:
         for label, rows in compare_by_source_length(runs, args.out).items():
-            print(f"{label}: " + ", ".join(f"{r['lengths']}: {r['cer']:.3f} ({r['words']})" for r in rows))
+            print(f"{label}: "
+                  + ", ".join(f"{r['lengths']}: {r['cer']:.3f} ({r['words']})" for r in rows))
         print(f"figure {args.out}.pdf; table {args.out}.json")
     return 0
 

@@ -16,28 +16,31 @@ from models import Decoder, reshape_state
 from utils import in_range, run
 
 EXTRAS = {  # field -> (default, argparse keywords): the options, written once
-    "dropout_site": ("lstm", {"choices": ["lstm", "output"], "help": "the decoder's second dropout "
-                              "before the attention (the assignment's reading) or after it"}),
+    "dropout_site": ("lstm", {"choices": ["lstm", "output"], "help": "the decoder's second "
+                              "dropout before the attention (the assignment's reading) or after"}),
     "enc_layers": (1, {"type": in_range(int, 1), "help": "encoder BiLSTM layers"}),
-    "input_feed": (False, {"action": "store_true", "help": "feed the previous attentional state to the "
-                           "decoder's LSTM (Luong et al. 2015); needs --use_attn"}),
+    "input_feed": (False, {"action": "store_true", "help": "feed the previous attentional state "
+                           "to the decoder's LSTM (Luong et al. 2015); needs --use_attn"}),
     "lr_schedule": ("none", {"choices": ["none", "cosine"], "help": "learning-rate schedule"}),
-    "select_on": ("cer", {"choices": ["cer", "wer"], "help": "keep the epoch of the lowest validation "
-                          "CER, or WER (ties: CER)"}),
-    "bucket": (0, {"type": in_range(int, 0), "help": "sort the words by source length within pools of "
-                   "this many batches (0: off): less padding, other batches, other numbers"}),
+    "select_on": ("cer", {"choices": ["cer", "wer"], "help": "keep the epoch of the lowest "
+                          "validation CER, or WER (ties: CER)"}),
+    "bucket": (0, {"type": in_range(int, 0), "help": "sort the words by source length within "
+                   "pools of this many batches (0: off): less padding, other batches and numbers"}),
 }
 
 
 class InputFeedDecoder(Decoder):
-    """The decoder with input feeding: the previous step's attentional state s~ enters the LSTM beside
-    the embedding, so the LSTM runs one step at a time. Its state is (h, c, s~), each (1, B, H)."""
+    """The decoder with input feeding: the previous step's attentional state s~ enters the LSTM
+    beside the embedding, so the LSTM runs one step at a time. Its state is (h, c, s~), each
+    (1, B, H)."""
 
-    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site="lstm"):
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout,
+                 dropout_site="lstm"):
         super().__init__(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site,
                          input_size=2 * hidden_size)
 
-    def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None, return_weights=False):
+    def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None,
+                return_weights=False):
         if dec_state[0].shape[0] == 2:
             dec_state = reshape_state(dec_state)
         if tgt.size(1) > 1:
@@ -45,19 +48,22 @@ class InputFeedDecoder(Decoder):
         emb = self.dropout(self.embedding(tgt))
         keys = self.attn.W_h(encoder_outputs) if keys is None else keys
         h, c = dec_state[:2]
-        feed = dec_state[2] if len(dec_state) > 2 else emb.new_zeros(1, emb.size(0), self.hidden_size)
+        feed = (dec_state[2] if len(dec_state) > 2
+                else emb.new_zeros(1, emb.size(0), self.hidden_size))
         steps = []
         for t in range(emb.size(1)):
-            out, (h, c) = self.lstm(torch.cat([emb[:, t:t + 1], feed.transpose(0, 1)], dim=-1), (h, c))
-            steps.append(self.attend(out, encoder_outputs, src_lengths, keys))  # (B, 1, H), (B, 1, S)
+            out, (h, c) = self.lstm(torch.cat([emb[:, t:t + 1], feed.transpose(0, 1)], dim=-1),
+                                    (h, c))
+            # (B, 1, H), (B, 1, S)
+            steps.append(self.attend(out, encoder_outputs, src_lengths, keys))
             feed = steps[-1][0].transpose(0, 1)  # (1, B, H)
         outputs, weights = (torch.cat(parts, dim=1) for parts in zip(*steps))
         return (outputs, (h, c, feed), weights) if return_weights else (outputs, (h, c, feed))
 
 
 def bucketed(pool):
-    """Batches of words of about one source length: the shuffled words sorted by source length within
-    pools of `pool` batches, cut into batches, and the batches shuffled."""
+    """Batches of words of about one source length: the shuffled words sorted by source length
+    within pools of `pool` batches, cut into batches, and the batches shuffled."""
     def batches(dataset, batch_size, generator):
         order, chunks = torch.randperm(len(dataset), generator=generator), []
         for part in order.split(batch_size * pool):
@@ -78,14 +84,16 @@ def load_checkpoint(path, device):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, (default, how) in EXTRAS.items():
         p.add_argument(f"--{name}", **({"default": default} if "action" not in how else {}), **how)
     extra, rest = p.parse_known_args(argv)
     args = q3.parse_args(["train", *rest])
     if extra.input_feed and not args.use_attn:
         p.error("argument --input_feed: needs --use_attn")
-    return q3.train_mode(args, q3.get_device(args.device), extra=vars(extra), **options(vars(extra)))
+    return q3.train_mode(args, q3.get_device(args.device), extra=vars(extra),
+                         **options(vars(extra)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 import beyond.study as study
 from beyond import decoding, diagnostics
 from beyond.train import bucketed
-from conftest import (A_ID as A, BIGRAM, PAIRS, WORDS, Bigram, call_main, q3, random_batch,
+from conftest import (A_ID as A, BIGRAM, PAIRS, ROOT, WORDS, Bigram, call_main, q3, random_batch,
                       random_model,
                       run_script, teacher_forced_log_prob, tiny_config, vocabularies, write_corpus)
 from data import EOS_IDX, Seq2SeqDataset, Vocabulary
@@ -302,6 +302,17 @@ def test_the_modules_run_as_a_user_runs_them(trained, tmp_path):
                                 "--n_epochs", "1", "--hidden_size", "8", "--checkpoint_name", "x.pt", cwd=tmp_path)
     config = json.loads((tmp_path / "runs/q3/x-train.json").read_text())["config"]
     assert code == 0 and config["dropout_site"] == "output" and config["bucket"] == 2, err
+
+
+def test_the_retrieval_figure_reproduces_the_committed_record(tmp_path):
+    code, out, err = call_main("beyond.retrieval", "--out_dir", tmp_path)
+    assert code == 0 and (tmp_path / "retrieval.pdf").exists(), err
+    result = json.loads((tmp_path / "retrieval.json").read_text())["retrieval"]
+    committed = json.loads(open(os.path.join(ROOT, "results", "q1", "retrieval.json")).read())["retrieval"]
+    for ours, theirs in zip(result, committed, strict=True):
+        assert ours["distance_to_stored"] == pytest.approx(theirs["distance_to_stored"], rel=1e-9)
+        assert ours["distance_to_mean"] == pytest.approx(theirs["distance_to_mean"], rel=1e-9)
+    assert result[0]["largest_softmax_weight"] < 0.2 < 0.99 < result[1]["largest_softmax_weight"]
 
 
 def test_the_benches_write_the_fields_beyond_readme_reads(tmp_path):
