@@ -257,28 +257,34 @@ def train_run(args, lr, splits, device):
 def run_figures(record, stem):
     """The run's loss and validation-accuracy curves and its test confusion matrix."""
     cfg, h = record["config"], record["history"]
-    title = (f"{'CNN with batch norm' if cfg['batch_norm'] else 'Vanilla CNN'}, "
-             f"lr {cfg['learning_rate']:g}")
-    title += " (skeleton's scrambled layout)" * cfg["skeleton_layout"]
     if not h["epoch"]:
         return []
     paths = plot(h["epoch"], {"training (mean of batch losses)": h["train_loss"],
-                              "validation": h["val_loss"]}, "Loss", f"{stem}-losses", title=title)
+                              "validation": h["val_loss"]}, "Loss", f"{stem}-losses")
     curves, where = {f"lr={cfg['learning_rate']:g}": h["val_acc"]}, "best"
     if "val_acc_reestimated_bn" in h:  # two curves rising from the lower left: legend on the right
         curves = {"running averages (eval mode)": h["val_acc"],
                   "re-estimated on the training set": h["val_acc_reestimated_bn"]}
         where = "lower right"
-    paths += plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", title=title,
-                  legend_loc=where)
+    paths += plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", legend_loc=where)
     if record.get("confusion_matrix"):
-        paths += confusion_figure(record, f"{stem}-confusion", title)
+        paths += confusion_figure(record, f"{stem}-confusion")
     return paths
 
 
-def confusion_figure(record, stem, title):
+def network_name(cfg):
+    """'Vanilla CNN', 'CNN with batch norm' (Q2.2), or which of its two changes a run has."""
+    bn, gap = cfg["batch_norm"], cfg.get("global_pool", cfg["batch_norm"])
+    name = {(False, False): "Vanilla CNN", (True, True): "CNN with batch norm",
+            (True, False): "Batch norm, flattened", (False, True): "Global pooling, no batch norm"}
+    return (name[bn, gap] + f", lr {cfg['learning_rate']:g}"
+            + " (skeleton's scrambled layout)" * cfg["skeleton_layout"])
+
+
+def confusion_figure(record, stem):
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    title = network_name(record["config"])
     fig, ax = pyplot().subplots(figsize=(3.3, 3.4))
     matrix = torch.tensor(record["confusion_matrix"]).numpy()
     ConfusionMatrixDisplay(matrix, display_labels=CLASSES).plot(

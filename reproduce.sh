@@ -84,6 +84,8 @@ strong() {  # beyond the assignment: about 160 minutes of training on one thread
   ck=$(python -c "import json; print(json.load(open('results/q3/strongest.json'))['members'][0]['run'])")
   step results/q3/strongest-spell.txt python -m beyond.spell --checkpoint_name "runs/strongest/$ck.pt" \
     --out results/q3/strongest-spell.txt "${spelt[@]}"
+  # paired differences on the same test words, from the stored predictions of q3 and the study
+  step results/q3/paired.json python -m beyond.compare --out results/q3/paired.json
 }
 
 bench() {  # the opt-in length bucketing, trained as beyond/README.md reports it, then the benches

@@ -1,5 +1,6 @@
-"""Beam search on the test set: CER/WER of the best hypothesis, WER@k over the k best distinct
-spellings, and how many wrong words are search errors; with --plot_attn, attention heatmaps.
+"""Beam search on the test set: CER/WER of the best hypothesis, the k-best oracle WER (the share
+of words none of whose k best distinct spellings is right; field wer_at_k), and how many wrong words
+are search errors; with --plot_attn, attention heatmaps.
 
     python -m beyond.beam --checkpoint_name attn.pt --beam_size 1 3 5 10 --plot_attn 6
 """
@@ -33,7 +34,7 @@ def test_beam(model, test_set, beam_size, args, base):
                                             [h[0][2] for h in out["nbest"]],
                                             q3.EVAL_BATCH, args.length_penalty))
     print(f"beam {beam_size}: Test CER: {record['cer']:.4f}, Test WER: {record['wer']:.4f}, "
-          f"Test WER@{args.k}: "
+          f"{args.k}-best oracle WER: "
           f"{record['wer_at_k']:.4f} ({seconds:.1f} s); of {record['n_wrong']} wrong words "
           f"{record['search_errors']} are search errors, {record['model_errors']} model errors")
     record["examples"] = [{"phonemes": " ".join(p), "gold": g, "pred": h[0], "nbest": h[:args.k]}
@@ -48,7 +49,7 @@ def main(argv=None):
     p.add_argument("--beam_size", type=positive, nargs="+", default=[1, 3, 5, 10],
                    help="beam sizes")
     p.add_argument("--k", type=positive, default=3,
-                   help="best distinct hypotheses per word for WER@k")
+                   help="best distinct hypotheses per word for the k-best oracle WER")
     p.add_argument("--length_penalty", type=in_range(float, 0.0, 5.0), default=1.0,
                    help="score = log-probability / length**length_penalty")
     p.add_argument("--plot_attn", type=in_range(int, 0), default=0, metavar="N",

@@ -160,7 +160,8 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
         ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))],
                [r[value] for r in rows], width,
                label=label)
-    ax.set_xticks(range(len(first)), [f"{r[bin_key]}\n({r['words']})" for r in first])
+    ax.set_xticks(range(len(first)),  # ranges with an en dash
+                  [f"{r[bin_key].replace('-', '–')}\n({r['words']})" for r in first])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if ylim:

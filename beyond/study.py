@@ -39,7 +39,6 @@ STEPS = {  # name -> (tag in run names, the fields it changes)
     "40 epochs": ("e40", {"n_epochs": 40}),
 }
 BEAMS, PENALTIES, LEXICON_BEAMS = (1, 5, 10), (0.5, 1.0, 1.5), (5, 10)
-OTEANN_WER = 1 - 0.364  # Marjou (2021), arXiv 1912.13321: 36.4 % of English words right from IPA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,7 +303,7 @@ def summary(chosen, test, cand_rows, grids, finalists, best_steps, seeds, thread
                                     "val_cer": rec["best_val_cer"],
                                     "val_wer": rec["best_val_wer"]} for run, rec in ms]}
                       for f, ms in finalists.items()},
-        "lexicon_rerank": test["lexicon_rerank"], "oteann_wer": OTEANN_WER,
+        "lexicon_rerank": test["lexicon_rerank"],
         "command": f"python -m beyond.study --seeds {' '.join(map(str, seeds))} "
                    f"--num_threads {threads}",
     }

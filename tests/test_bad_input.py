@@ -97,6 +97,10 @@ ROWS = [
         "--runs_dir runs", CORPUS, "none.json: no such file"),
     Row("comparison figure from a damaged JSON", "beyond.diagnostics lengths x=r.json --out fig",
         {"r.json": '{"examples": [1,'}, "r.json: not valid JSON"),
+    Row("paired comparison of a record without predictions", "beyond.compare --results r --out p.json",
+        {"r/attn-test-greedy.json": '{"cer": 0.2}'}, "r/attn-test-greedy.json: no examples with gold and pred"),
+    Row("q2 global pooling out of its choices", "hw2-q2.py -global_pool maybe", {},
+        "argument -global_pool: invalid choice: 'maybe'"),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import beyond.study as study
-from beyond import decoding, diagnostics
+from beyond import compare as compare_mod, decoding, diagnostics
 from beyond.train import bucketed
 from conftest import (A_ID as A, BIGRAM, PAIRS, ROOT, WORDS, Bigram, call_main, q3, random_batch,
                       random_model,
@@ -327,3 +327,36 @@ def test_the_benches_write_the_fields_beyond_readme_reads(tmp_path):
     assert code == 0, err
     ips = json.loads((tmp_path / "q2.json").read_text())["images_per_second"]
     assert set(ips) == {f"{n}/{v}" for n in ("vanilla", "bn") for v in ("dataloader", "ours", "channels_last")}
+
+
+# ---- paired comparisons on the same words ------------------------------------------------------
+
+def test_paired_bootstrap_of_one_extra_error_in_four_items_is_the_binomial_quantiles():
+    """A wrong on item 0 only: a resample's difference is (times item 0 is drawn) / 4, Binomial(4, 1/4),
+    whose 2.5 % and 97.5 % quantiles are 0 and 3 (P(<= 2) = 0.949, P(<= 3) = 0.996)."""
+    out = compare_mod.paired_bootstrap([1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1])
+    assert out["diff"] == 0.25 and out["ci"] == [0.0, 0.75]
+    same = compare_mod.paired_bootstrap([2, 0, 1], [2, 0, 1], [3, 4, 5])
+    assert same == {"diff": 0.0, "ci": [0.0, 0.0]}  # the same errors: no spread at all, unlike two unpaired intervals
+
+
+def test_mcnemar_exact_by_hand():
+    assert compare_mod.mcnemar_exact(0, 3) == 0.25  # 2 * (1/2)^3
+    assert compare_mod.mcnemar_exact(1, 5) == 2 * (1 + 6) / 64
+    assert compare_mod.mcnemar_exact(2, 2) == 1.0 and compare_mod.mcnemar_exact(0, 0) == 1.0
+
+
+def test_compare_counts_characters_against_the_gold_and_the_discordant_words():
+    golds = ["cat", "dog"]
+    out = compare_mod.compare(["cat", "dxx"], ["cut", "dog"], golds)  # 2 and 1 edits in 6 gold letters
+    assert out["cer"]["diff"] == pytest.approx(1 / 6) and out["wer"]["diff"] == 0.0
+    assert (out["only_a_wrong"], out["only_b_wrong"], out["mcnemar_p"]) == (1, 1, 1.0)
+    with pytest.raises(ValueError):
+        compare_mod.compare(["cat"], ["cat", "dog"], golds)
+
+
+def test_the_committed_paired_comparisons_reproduce(tmp_path):
+    code, out, err = call_main("beyond.compare", "--out", tmp_path / "paired.json")
+    assert code == 0, err
+    ours = json.loads((tmp_path / "paired.json").read_text())
+    assert ours == json.loads(open(os.path.join(ROOT, "results", "q3", "paired.json")).read())
