@@ -239,7 +239,8 @@ def load_checkpoint(path, device, decoder_for=None):
                          f"({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
         raise InputError(f"--checkpoint_name {path}: not a hw2-q3.py checkpoint")
-    if decoder_for is None and (ckpt.get("config") or {}).get("input_feed"):
+    config = ckpt.get("config")
+    if decoder_for is None and isinstance(config, dict) and config.get("input_feed"):
         raise InputError(f"--checkpoint_name {path}: a model with input feeding: "
                          "see beyond/README.md")
     try:

@@ -241,7 +241,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=42, help="seed of every random draw")
-    p.add_argument("--out_dir", default="runs/q1", help="where hopfield.json and the figure go")
+    p.add_argument("--out_dir", default="runs/q1", help="where hopfield.json goes")
     args = p.parse_args(argv)
     set_threads(1)
     configure_seed(args.seed)

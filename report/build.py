@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Compile report/report.pdf from report/report.typ, reading results/*.json, after checking that
-every input is there and complete; at most 11 pages, the appendix starting by page 9.
+every input is there and complete; at most 10 pages, the appendix starting by page 7.
 
     python report/build.py [--output report/report.pdf]   # warns while the group files are empty
     python report/build.py --final                        # refuses to build until they are filled

@@ -1,7 +1,8 @@
 """beyond/: the strongest-model study end to end on a tiny corpus (validation scores fixed so that each
 branch of the choice runs deterministically); beam search (beam 1 is greedy, teacher-forced scores,
 batched equals one by one, never more than k, the length penalty, ensembles); the error analysis; length
-bucketing; input feeding; and the modules run as a user runs them."""
+bucketing; input feeding; paired comparisons (a bootstrap and McNemar's test computed by hand, the
+committed paired.json reproduced); Q1's retrieval figure; and the modules run as a user runs them."""
 import copy
 import json
 import os

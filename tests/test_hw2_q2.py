@@ -36,6 +36,15 @@ def test_switches_change_the_structure():
     assert not any(isinstance(m, nn.MaxPool2d) for m in no_pool.modules())
     assert no_pool.fc1.in_features == 128 * 16 * 16
     assert no_pool(torch.rand(2, 3, 16, 16)).shape == (2, 6)
+    bn_flat = q2.CNN(0.1, batch_norm=True, global_pool=False)  # Q2.2's two changes apart
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in bn_flat.modules()) == 3
+    assert isinstance(bn_flat.pool, nn.Identity) and bn_flat.fc1.in_features == 128 * 6 * 6
+    gap = q2.CNN(0.1, batch_norm=False, global_pool=True)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in gap.modules())
+    assert isinstance(gap.pool, nn.AdaptiveAvgPool2d) and gap.fc1.in_features == 128
+    assert q2.get_number_trainable_params(gap) == 755_718 - 2 * (32 + 64 + 128 + 1024)  # no BN affine
+    args = q2.parse_args(["-no_batch_norm", "-global_pool", "on"])
+    assert q2.run_name(args, 0.01) == "cnn-vanilla-lr0.01-gap"
     block = q2.ConvBlock(3, 8, 3, maxpool=True, batch_norm=False, dropout=0.1)
     assert block(torch.rand(1, 3, 10, 10)).shape == (1, 8, 5, 5)
     assert block.conv.padding == (1, 1) and block.conv.stride == (1, 1)

@@ -1,6 +1,7 @@
 """q1_hopfield.py: each numeric check of a Q1 claim fails when the formula it checks is made wrong (a
-forgotten beta, a missing -pp' term, a step that does not descend), large beta stays finite, and the
-script passes every claim and reproduces the committed results/q1/hopfield.json."""
+forgotten beta, a missing -pp' term, a step that does not descend, a negated Hessian), the PSD check
+reports each setting, large beta stays finite, and the script passes every claim and reproduces the
+committed results/q1/hopfield.json."""
 import importlib
 import json
 import math
