@@ -12,6 +12,7 @@ import os
 import Levenshtein
 import numpy as np
 
+from beyond import q3
 from utils import InputError, load_json, run, save_json
 
 # (name, A, B): A - B, each a test record of results/q3 whose examples hold gold and pred; the
@@ -36,12 +37,11 @@ PAIRS = [
 
 def paired_bootstrap(errors_a, errors_b, sizes, n_resamples=10_000, seed=0):
     """sum(errors_a) / sum(sizes) - sum(errors_b) / sum(sizes) over the same items, and the 95 %
-    percentile interval of that difference when the items are resampled with replacement."""
-    a, b, n = (np.asarray(x, dtype=float) for x in (errors_a, errors_b, sizes))
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_resamples, len(a)))
-    diffs = (a[idx].sum(1) - b[idx].sum(1)) / n[idx].sum(1)
-    return {"diff": float((a.sum() - b.sum()) / n.sum()),
-            "ci": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]}
+    percentile interval of that difference when the items are resampled with replacement: the
+    bootstrap of hw2-q3.py on the item-by-item differences, whose sizes are shared."""
+    diff = np.subtract(errors_a, errors_b, dtype=float)
+    return {"diff": float(diff.sum() / np.sum(sizes)),
+            "ci": q3.bootstrap_ci(diff, sizes, n_resamples=n_resamples, seed=seed)}
 
 
 def mcnemar_exact(only_a, only_b):
