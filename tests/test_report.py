@@ -21,6 +21,7 @@ ALLOWED = {"0.1", "0.01", "0.001", "0.003", "0.3", "0.8"}
 UNIT = re.compile(r"(em|pt|cm|mm|in|fr|%)")
 CODE_LINE = re.compile(r"^\s*(#let|#set|#show|#import|//|\.\.|\)|\]|table\.header|image\(|caption:|grid\()")
 EMBEDDED = re.compile(r"#[A-Za-z_][\w.\-]*(\((?:[^()]|\([^()]*\))*\))?;")
+IF_BLOCK = re.compile(r"#if\b[^;]*\];")  # '#if c [a] else [b];': Typst swallows that ';' too
 
 
 def prose_decimals(text):
@@ -44,7 +45,7 @@ def typesetting_slips(text):
         if CODE_LINE.match(line):
             continue
         prose = line.split(" //")[0]
-        if EMBEDDED.search(prose):
+        if EMBEDDED.search(prose) or IF_BLOCK.search(prose):
             slips.append(f"line {lineno}: ';' after an embedded expression")
         if re.search(r"\d'", prose):
             slips.append(f"line {lineno}: a digit followed by '")
@@ -66,6 +67,8 @@ def test_the_report_checks_can_fail():
     assert typesetting_slips("the best epoch #fmt(x, d: 4); then") == ["line 1: ';' after an embedded expression"]
     assert typesetting_slips("round 1's choice") == ["line 1: a digit followed by '"]
     assert typesetting_slips("the best epoch #fmt(x)\\; then") == []
+    assert typesetting_slips("for #if n == 3 [all seeds] else [#n seeds]; the choice") == [
+        "line 1: ';' after an embedded expression"]
 
 
 def results(path):
