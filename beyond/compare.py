@@ -15,6 +15,8 @@ import numpy as np
 from beyond import q3
 from utils import InputError, load_json, run, save_json
 
+RESAMPLES, SEED = 10_000, 0  # the paired bootstrap's draws
+
 # (name, A, B): A - B, each a test record of results/q3 whose examples hold gold and pred; the
 # ensemble's record (strongest) holds the assignment model's prediction beside its own
 PAIRS = [
@@ -35,7 +37,7 @@ PAIRS = [
 ]
 
 
-def paired_bootstrap(errors_a, errors_b, sizes, n_resamples=10_000, seed=0):
+def paired_bootstrap(errors_a, errors_b, sizes, n_resamples=RESAMPLES, seed=SEED):
     """sum(errors_a) / sum(sizes) - sum(errors_b) / sum(sizes) over the same items, and the 95 %
     percentile interval of that difference when the items are resampled with replacement: the
     bootstrap of hw2-q3.py on the item-by-item differences, whose sizes are shared."""
@@ -95,7 +97,7 @@ def main(argv=None):
               f"[{row['wer']['ci'][0]:+.4f}, {row['wer']['ci'][1]:+.4f}], "
               f"discordant {row['only_a_wrong']}/{row['only_b_wrong']}, "
               f"McNemar p {row['mcnemar_p']:.2g}")
-    print("wrote", save_json({"resamples": 10_000, "seed": 0, "rows": rows}, args.out))
+    print("wrote", save_json({"resamples": RESAMPLES, "seed": SEED, "rows": rows}, args.out))
     return 0
 
 
