@@ -91,10 +91,8 @@ def read_lines(path):
     try:
         with open(path, "rb") as f:
             raw = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
     except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+        raise InputError(f"{path}: {e.strerror}") from None
     try:
         return raw.decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as e:
@@ -203,17 +201,10 @@ FALLBACK_WARNING = ("the course P2G data are missing ({path} not found): using a
                     "NOT comparable with the course's; put train/valid/test.tsv in data/")
 
 
-def data_source(data_dir, fallback=False):
-    """What load_corpus would read now, without reading it: data_dir, or the ISLEX fallback."""
-    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
-        return ISLEX_SOURCE
-    return data_dir
-
-
 def load_corpus(data_dir, splits=SPLITS, fallback=False):
     """({split: [(phonemes: list of str, spelling: str)]}, source) from data_dir/<split>.tsv; with
     fallback (no --data_dir given) and no data_dir/train.tsv, the ISLEX set, with a loud warning."""
-    if data_source(data_dir, fallback) == ISLEX_SOURCE:
+    if fallback and not os.path.exists(os.path.join(data_dir, "train.tsv")):
         warning = FALLBACK_WARNING.format(path=os.path.join(data_dir, "train.tsv"))
         print(f"{'=' * 78}\nWARNING: {warning}\n{'=' * 78}", file=sys.stderr)
         corpus = islex_corpus()
@@ -226,16 +217,13 @@ def read_pairs(path):
     return read_tsv_corpus(path, src_tokenizer=str.split, tgt_tokenizer=str.strip)
 
 
-def islex_path():
-    import pysle
-
-    return os.path.join(os.path.dirname(pysle.__file__), "data", "ISLEdict.txt")
-
-
 def islex_entries():
     """(headword, phonemes) for each single-word entry of the ISLEX lexicon shipped in pysle (MIT
     licence): stress and syllable marks stripped, every pronunciation in the lexicon's order."""
-    with open(islex_path(), encoding="utf-8") as f:
+    import pysle
+
+    with open(os.path.join(os.path.dirname(pysle.__file__), "data", "ISLEdict.txt"),
+              encoding="utf-8") as f:
         for line in f:
             head, _, rest = line.partition("(")
             fields = rest.split("#")

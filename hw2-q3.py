@@ -21,7 +21,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from data import (EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset, Vocabulary, build_datasets,
-                  data_source, load_corpus)
+                  load_corpus)
 from models import Decoder, build_model
 from utils import (InputError, atomic_write, configure_seed, get_device, in_range, plot_curves, run,
                    save_json, set_threads)
@@ -244,11 +244,9 @@ def load_checkpoint(path, device, decoder_for=None):
         raise InputError(f"--checkpoint_name {path}: a model with input feeding: "
                          "see beyond/README.md")
     try:
-        decoder_class = (decoder_for or (lambda config: Decoder))(ckpt["config"])
-        src_vocab = Vocabulary.from_symbols(ckpt["src_vocab"])
-        tgt_vocab = Vocabulary.from_symbols(ckpt["tgt_vocab"])
-        model = build_model(ckpt["config"], len(src_vocab), len(tgt_vocab),
-                            decoder_class=decoder_class)
+        src_vocab, tgt_vocab = map(Vocabulary.from_symbols, (ckpt["src_vocab"], ckpt["tgt_vocab"]))
+        model = build_model(config, len(src_vocab), len(tgt_vocab),
+                            decoder_class=decoder_for(config) if decoder_for else Decoder)
         model.load_state_dict(ckpt["model"])
         ckpt["epoch"]
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -268,14 +266,14 @@ def config_of(args, **extra):
     return {"use_attn": args.use_attn, "hidden_size": args.hidden_size, "dropout": args.dropout,
             "lr": args.lr, "n_epochs": args.n_epochs, "batch_size": args.batch_size,
             "seed": args.seed, "max_len": args.max_len or MAX_LEN, "num_threads": args.num_threads,
-            "data": data_source(args.data_dir, fallback=args.data_fallback), **extra}
+            "data": args.data_dir, **extra}
 
 
 def train_mode(args, device, extra=None, **options):
     """Train, then write the record and the validation-CER figure. extra: config fields beyond the
     assignment's, and options (decoder_class, batches) the train_run arguments they need."""
-    config = config_of(args, **(extra or {}))
-    corpus, _ = load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)
+    corpus, source = load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)
+    config = config_of(args, **(extra or {}), data=source)
     record = train_run(config, corpus, args.checkpoint_name, device, progress=sys.stderr.isatty(),
                        log=lambda line: print(line, flush=True), **options)
     path = save_json(record, stem_of(args) + "-train.json")
@@ -295,11 +293,10 @@ def train_mode(args, device, extra=None, **options):
 def test_mode(args, device):
     model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args.checkpoint_name, device)
     config = ckpt["config"]
-    now = data_source(args.data_dir, args.data_fallback)
+    corpus, now = load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
     if config.get("data", now) != now:
         print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on "
               f"{now} are not comparable", file=sys.stderr)
-    corpus, _ = load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
     test_set = Seq2SeqDataset(corpus["test"], src_vocab, tgt_vocab)
     max_len = args.max_len or config["max_len"]
     generator = torch.Generator(device=device).manual_seed(args.seed)

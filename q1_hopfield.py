@@ -69,38 +69,30 @@ def cccp_update(Q, X, beta):
     return torch.softmax(beta * Q @ X.T, dim=-1) @ X
 
 
-def random_problem(gen, N, D, beta):
-    """Memories and a query whose scores beta * Xq reach the hundreds at large beta."""
-    X = torch.randn(N, D, generator=gen, dtype=DT)
-    q = torch.randn(D, generator=gen, dtype=DT)
-    return X, q
+def random_problem(gen, N, D):
+    """Memories X (N, D) and a query q (D,): at beta = 1000 the scores beta * Xq reach thousands."""
+    return torch.randn(N, D, generator=gen, dtype=DT), torch.randn(D, generator=gen, dtype=DT)
 
 
 # ---- the checks: each returns (measured figure, passed) ----------------------------------------
 
-def max_autograd_error(gen, autodiff, closed_e1, closed_ne2):
+def check_derivatives(gen, autodiff, e1, ne2, tol):
     """Largest abs difference between autodiff (jacobian or hessian) of E1 and -E2 and the closed
     forms."""
     err = 0.0
     for N, D, beta in CONFIGS:
-        X, q = random_problem(gen, N, D, beta)
-        auto1 = autodiff(lambda v: E1(v, X, beta), q)
-        auto2 = autodiff(lambda v: -E2(v, X, beta), q)
-        err = max(err, (auto1 - closed_e1(q, X, beta)).abs().max().item(),
-                  (auto2 - closed_ne2(q, X, beta)).abs().max().item())
-    return err
+        X, q = random_problem(gen, N, D)
+        for f, closed in ((lambda v: E1(v, X, beta), e1), (lambda v: -E2(v, X, beta), ne2)):
+            err = max(err, (autodiff(f, q) - closed(q, X, beta)).abs().max().item())
+    return err, err <= tol
 
 
-def check_gradients(gen, grad_e1=grad_E1, grad_ne2=grad_neg_E2):
-    """Max abs error of the closed-form gradients of E1 and -E2 against autograd."""
-    err = max_autograd_error(gen, jacobian, grad_e1, grad_ne2)
-    return err, err <= TOL["grad"]
+def check_gradients(gen, grad_ne2=grad_neg_E2):
+    return check_derivatives(gen, jacobian, grad_E1, grad_ne2, TOL["grad"])
 
 
-def check_hessians(gen, hess_e1=hess_E1, hess_ne2=hess_neg_E2):
-    """Max abs error of the closed-form Hessians of E1 and -E2 against autograd."""
-    err = max_autograd_error(gen, hessian, hess_e1, hess_ne2)
-    return err, err <= TOL["hess"]
+def check_hessians(gen, hess_ne2=hess_neg_E2):
+    return check_derivatives(gen, hessian, hess_E1, hess_ne2, TOL["hess"])
 
 
 def setting(N, D, beta):
@@ -113,7 +105,7 @@ def check_psd(gen, draws=200, hess_ne2=hess_neg_E2):
     low = {setting(*c): math.inf for c in CONFIGS}
     for i in range(draws):
         N, D, beta = CONFIGS[i % len(CONFIGS)]
-        X, q = random_problem(gen, N, D, beta)
+        X, q = random_problem(gen, N, D)
         eigs = torch.cat([torch.linalg.eigvalsh(H(q, X, beta)) for H in (hess_ne2, hess_E1)])
         low[setting(N, D, beta)] = min(low[setting(N, D, beta)], eigs.min().item())
     return low, min(low.values()) >= TOL["psd"]
@@ -127,7 +119,7 @@ def check_diagonal_dominance(gen, draws=200):
     margin, ok = math.inf, True
     for i in range(draws):
         N, D, beta = CONFIGS[i % len(CONFIGS)]
-        X, q = random_problem(gen, N, D, beta)
+        X, q = random_problem(gen, N, D)
         p = torch.softmax(beta * (X @ q), dim=0)
         A = torch.diag(p) - torch.outer(p, p)
         off = A.abs().sum(dim=1) - A.diagonal().abs()
@@ -141,7 +133,7 @@ def check_cccp_argmin(gen, update=cccp_update):
     q_t)."""
     err = 0.0
     for N, D, beta in CONFIGS:
-        X, qt = random_problem(gen, N, D, beta)
+        X, qt = random_problem(gen, N, D)
         g2 = -grad_neg_E2(qt, X, beta)  # grad E2(q_t)
         e2 = E2(qt, X, beta)
         q = torch.randn(D, generator=gen, dtype=DT).requires_grad_()
@@ -196,8 +188,7 @@ def check_attention(gen, update=cccp_update):
             out, _ = mha(Q[None], X[None], X[None], need_weights=False)
         err["sdpa"] = max(err["sdpa"], (ours - sdpa).abs().max().item())
         err["multihead"] = max(err["multihead"], (ours - out[0]).abs().max().item())
-    worst = max(err.values())
-    return err, worst <= TOL["attention"]
+    return err, max(err.values()) <= TOL["attention"]
 
 
 CHECKS = [  # (claim, key, check, tolerance key, the comparison a PASS means)

@@ -7,7 +7,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -108,20 +107,19 @@ class ClassificationDataset(torch.utils.data.Dataset):
 
 # ---- the command line: flags in their domain, one-line errors ----------------------------------
 
-def in_range(kind, low=None, high=None, low_open=False, high_open=False):
+def in_range(kind, low=-math.inf, high=math.inf, low_open=False, high_open=False):
     """An argparse type: a finite kind(s) in the interval from low to high (open ends as asked)."""
     def check(s):
         try:
             v = kind(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {s!r}") from None
-        if isinstance(v, float) and not math.isfinite(v):
+        if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
-        lo, hi = -math.inf if low is None else low, math.inf if high is None else high
-        if v < lo or v > hi or (low_open and v == lo) or (high_open and v == hi):
-            left = "[" if low is not None and not low_open else "("
-            right = "]" if high is not None and not high_open else ")"
-            raise argparse.ArgumentTypeError(f"must be in {left}{lo}, {hi}{right}, got {s}")
+        if v < low or v > high or (low_open and v == low) or (high_open and v == high):
+            left = "(" if low_open or math.isinf(low) else "["
+            right = ")" if high_open or math.isinf(high) else "]"
+            raise argparse.ArgumentTypeError(f"must be in {left}{low}, {high}{right}, got {s}")
         return v
     check.__name__ = kind.__name__
     return check
@@ -171,20 +169,17 @@ def run(main, argv=None):
 
 def atomic_write(path, write):
     """write(f) into a temp file beside path, then rename it over path: never half a file."""
-    folder = os.path.dirname(os.fspath(path)) or "."
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        os.makedirs(folder or ".", exist_ok=True)
+        with open(tmp, "wb") as f:
             write(f)
         os.replace(tmp, path)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
-        if os.path.exists(tmp):
+        if os.path.isfile(tmp):
             os.remove(tmp)
 
 
@@ -196,21 +191,6 @@ def save_json(obj, path):
         raise InputError(f"{path}: refusing to write a non-finite number ({e})") from None
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path
-
-
-def load_json(path):
-    """The JSON in path; an InputError naming the file when it is missing or not strict JSON."""
-    def refuse(constant):
-        raise ValueError(f"non-finite number {constant}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f, parse_constant=refuse)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from None
-    except ValueError as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
 # ---- figures: one style; PDF for the report, PNG for the README --------------------------------

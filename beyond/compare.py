@@ -12,8 +12,8 @@ import os
 import Levenshtein
 import numpy as np
 
-from beyond import q3
-from utils import InputError, load_json, run, save_json
+from beyond import load_json, q3
+from utils import InputError, run, save_json
 
 RESAMPLES, SEED = 10_000, 0  # the paired bootstrap's draws
 

@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 import Levenshtein
 import torch
 
-from beyond import q3
+from beyond import load_json, q3
 from beyond.decoding import gold_log_probs
 from data import EOS_IDX as EOS, SOS_IDX as SOS
-from utils import InputError, load_json, plot_curves, pyplot, run, save_figure, save_json
+from utils import plot_curves, pyplot, run, save_figure, save_json
 
 VOWELS = set("aeiouy")
 LENGTH_BINS = ((1, 4), (5, 6), (7, 8), (9, 10), (11, None))  # one set of bins for every table
@@ -173,7 +173,8 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
 def compare_by_source_length(runs, stem):
     """Bars of test CER by source length for several greedy test results {label: result JSON path},
     with the number of words in each bin; writes stem.pdf and stem.json."""
-    table = {label: cer_by_source_length(field(path, "examples")) for label, path in runs.items()}
+    table = {label: cer_by_source_length(load_json(path, "examples")["examples"])
+             for label, path in runs.items()}
     plot_bins(table, "lengths", "cer", "Length of the source in phonemes (words in the bin)",
               "Test CER", stem)
     save_json({"runs": runs, "by_source_length": table}, f"{stem}.json")
@@ -183,7 +184,7 @@ def compare_by_source_length(runs, stem):
 def compare_curves(runs, stem):
     """Validation CER per epoch of several training runs {label: train JSON path}, on one pair of
     axes."""
-    histories = {label: field(path, "history") for label, path in runs.items()}
+    histories = {label: load_json(path, "history")["history"] for label, path in runs.items()}
     first = next(iter(histories.values()))
     plot_curves(first["epoch"], {label: h["val_cer"] for label, h in histories.items()},
                 "Validation CER", stem)
@@ -219,14 +220,6 @@ def compare_with_assignment(preds, golds, assignment_preds, words):
             "examples": [{"gold": g, "pred": t, "assignment_pred": b} for b, t, g in triples]}
 
 
-def field(path, key):
-    """record[key] of the JSON record at path; an InputError naming both otherwise."""
-    record = load_json(path)
-    if not isinstance(record, dict) or key not in record:
-        raise InputError(f"{path}: missing field {key!r}")
-    return record[key]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,7 +230,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     runs = dict(r.split("=", 1) if "=" in r else (r, r) for r in args.runs)
     if args.figure == "errors":
-        analysis = error_analysis(field(next(iter(runs.values())), "examples"))
+        analysis = error_analysis(load_json(next(iter(runs.values())), "examples")["examples"])
         print(f"{analysis['n_wrong']} wrong words; wrote {save_json(analysis, args.out + '.json')}")
     elif args.figure == "curves":
         compare_curves(runs, args.out)

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from beyond import decoding, diagnostics, q3
+from beyond import decoding, diagnostics, load_json, q3
 from beyond.train import EXTRAS, load_checkpoint, options
 from data import Seq2SeqDataset, islex_entries, load_corpus
-from utils import InputError, in_range, load_json, run, save_json, set_threads
+from utils import InputError, in_range, run, save_json, set_threads
 
 
 def base_config(threads=1):
@@ -230,7 +230,7 @@ def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
     result on the same test words, the ISLEX word list, writable outputs. Returns (corpus,
     assignment preds, words)."""
     corpus, _ = load_corpus(data_dir)
-    examples = diagnostics.field(assignment_json, "examples")
+    examples = load_json(assignment_json, "examples")["examples"]
     if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
         raise InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")
     try:

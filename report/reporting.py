@@ -7,7 +7,8 @@ import sys
 
 import typst
 
-from utils import InputError, atomic_write, load_json
+from beyond import load_json
+from utils import InputError, atomic_write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 SOURCE = os.path.join(ROOT, "report", "report.typ")
@@ -22,15 +23,7 @@ MANIFEST = os.path.join(ROOT, "results", "manifest.json")
 
 def manifest(path=MANIFEST):
     """The results manifest: [{file, command, fields}], every result the report reads."""
-    return require(load_json(path), ["files"], path)[0]
-
-
-def require(record, keys, path):
-    """record[k] for each k; an InputError naming path and the first missing key."""
-    missing = [k for k in keys if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise InputError(f"{path}: missing field {missing[0]!r}")
-    return [record[k] for k in keys]
+    return load_json(path, "files")["files"]
 
 
 # file -> fields read
@@ -43,8 +36,7 @@ def check_inputs(results=os.path.join(ROOT, "results")):
     reads per epoch ran all its epochs; an InputError names the first file that is not so."""
     for rel, fields in INPUTS.items():
         path = os.path.join(results, rel)
-        record = load_json(path)
-        require(record, fields, path)
+        record = load_json(path, *fields)
         if "history" in fields and "epoch" in record["history"]:
             want = record["config"].get("epochs", record["config"].get("n_epochs"))
             if len(record["history"]["epoch"]) != want:

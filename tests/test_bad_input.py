@@ -58,7 +58,7 @@ ROWS = [
     Row("q3 device this machine lacks", "hw2-q3.py test --device cuda:7", {}, "--device cuda:7"),
     Row("q3 input feeding without attention", "beyond.train --input_feed", {}, "--input_feed: needs --use_attn"),
     # ---- Q3: the corpus
-    Row("q3 train without train.tsv", Q3_TRAIN, {"data/valid.tsv": GOOD_TSV}, "data/train.tsv: file not found"),
+    Row("q3 train without train.tsv", Q3_TRAIN, {"data/valid.tsv": GOOD_TSV}, "data/train.tsv: No such file"),
     Row("q3 TSV line without a tab", Q3_TRAIN, {**CORPUS, "data/train.tsv": "k æ t cat\n"},
         "data/train.tsv:1: expected PHONEMES<TAB>SPELLING, found 0 tabs"),
     Row("q3 TSV line with two tabs", Q3_TRAIN, {**CORPUS, "data/train.tsv": "d ɔ ɡ\tdog\nk æ t\tcat\textra\n"},
@@ -94,7 +94,7 @@ ROWS = [
     Row("empty spell", "beyond.spell --checkpoint_name attn.pt ''", {"attn.pt": ("checkpoint", {})},
         "no phonemes given"),
     Row("study without the assignment's result", "beyond.study --data_dir data --assignment none.json --out_dir out "
-        "--runs_dir runs", CORPUS, "none.json: no such file"),
+        "--runs_dir runs", CORPUS, "none.json: No such file"),
     Row("comparison figure from a damaged JSON", "beyond.diagnostics lengths x=r.json --out fig",
         {"r.json": '{"examples": [1,'}, "r.json: not valid JSON"),
     Row("paired comparison of a record without predictions", "beyond.compare --results r --out p.json",

@@ -117,7 +117,7 @@ def test_final_build_refuses_placeholders_and_names_them(tmp_path, monkeypatch):
     (lambda p: p.write_text('{"cer": NaN}'), "attn-test-greedy.json: not valid JSON"),
     (lambda p: p.write_text(json.dumps({k: v for k, v in json.loads(p.read_text()).items() if k != "wer_ci"})),
      "attn-test-greedy.json: missing field 'wer_ci'"),
-    (lambda p: p.unlink(), "attn-test-greedy.json: no such file"),
+    (lambda p: p.unlink(), "attn-test-greedy.json: No such file"),
 ])
 def test_inputs_are_checked_and_named_before_compiling(tmp_path, damage, message):
     copy = tmp_path / "results"
