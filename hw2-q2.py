@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from utils import (CLASSES, INTEL_PATH, configure_seed, get_device, in_range, load_images,
-                   plot_curves, pyplot, run, save_figure, save_json, set_threads)
+                   plot_curves, run, save_json, set_threads)
 
 
 class ConvBlock(nn.Module):
@@ -255,7 +255,7 @@ def train_run(args, lr, splits, device):
 
 
 def run_figures(record, stem):
-    """The run's loss and validation-accuracy curves and its test confusion matrix."""
+    """The run's loss and validation-accuracy curves."""
     cfg, h = record["config"], record["history"]
     if not h["epoch"]:
         return []
@@ -266,36 +266,8 @@ def run_figures(record, stem):
         curves = {"running averages (eval mode)": h["val_acc"],
                   "re-estimated on the training set": h["val_acc_reestimated_bn"]}
         where = "lower right"
-    paths += plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc", legend_loc=where)
-    if record.get("confusion_matrix"):
-        paths += confusion_figure(record, f"{stem}-confusion")
-    return paths
-
-
-def network_name(cfg):
-    """'Vanilla CNN', 'CNN with batch norm' (Q2.2), or which of its two changes a run has."""
-    bn, gap = cfg["batch_norm"], cfg.get("global_pool", cfg["batch_norm"])
-    name = {(False, False): "Vanilla CNN", (True, True): "CNN with batch norm",
-            (True, False): "Batch norm, flattened", (False, True): "Global pooling, no batch norm"}
-    return (name[bn, gap] + f", lr {cfg['learning_rate']:g}"
-            + " (skeleton's scrambled layout)" * cfg["skeleton_layout"])
-
-
-def confusion_figure(record, stem):
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    title = network_name(record["config"])
-    fig, ax = pyplot().subplots(figsize=(3.3, 3.4))
-    matrix = torch.tensor(record["confusion_matrix"]).numpy()
-    ConfusionMatrixDisplay(matrix, display_labels=CLASSES).plot(
-        ax=ax, colorbar=False, cmap="Blues", text_kw={"fontsize": 7.5})
-    ax.grid(False)
-    ax.set_title(f"{title}\nepoch {record['best_epoch']}: "
-                 f"test accuracy {record['best_val_test_acc']:.3f}")
-    ax.xaxis.labelpad = 2
-    pyplot().setp(ax.get_xticklabels(), rotation=40, ha="right", rotation_mode="anchor")
-    fig.subplots_adjust(left=0.25, right=0.98, bottom=0.24, top=0.88)  # one frame for every matrix
-    return save_figure(fig, stem, tight=False)
+    return paths + plot(h["epoch"], curves, "Validation accuracy", f"{stem}-val_acc",
+                        legend_loc=where)
 
 
 def sweep(args, splits, device):

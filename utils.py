@@ -210,19 +210,16 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, stem, png=False, tight=True):
+def save_figure(fig, stem, png=False):
     """stem.pdf (and stem.png), each written whole; returns the paths."""
-    plt = pyplot()
     paths = [f"{stem}.pdf"] + ([f"{stem}.png"] if png else [])
     try:
-        for p in paths:
-            fmt = p.rsplit(".", 1)[1]
-            atomic_write(p, lambda f: fig.savefig(
+        for fmt in ("pdf", "png")[:len(paths)]:
+            atomic_write(f"{stem}.{fmt}", lambda f: fig.savefig(
                 f, format=fmt, dpi=150 if fmt == "png" else None,
-                bbox_inches="tight" if tight else None,
                 metadata={"CreationDate": None} if fmt == "pdf" else None))
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
     return paths
 
 
