@@ -14,7 +14,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "report"))  # report/reporting.py
+sys.path.insert(0, os.path.join(ROOT, "report"))  # report/build.py
 
 import data  # noqa: E402
 from beyond import q2, q3  # noqa: E402,F401  (hw2-q2.py and hw2-q3.py as modules)

@@ -1,4 +1,4 @@
-"""report/reporting.py and report/build.py: the report built from the committed JSONs after checking them,
+"""report/build.py: the report built from the committed JSONs after checking them,
 every printed number equal to its JSON field, no hand-typed decimals, no typesetting slips, placeholders
 refused by --final; the README's generated parts equal to what the JSONs give; the results manifest
 behind reproduce.sh and the results index."""
@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-import reporting
+import build
 from utils import InputError
 from conftest import ROOT
 
@@ -87,7 +87,7 @@ PRINTED = {  # the key num() records -> (result file, field) the number must com
 
 
 def test_report_builds_in_its_pages_and_prints_the_numbers_of_the_jsons(tmp_path):
-    numbers = reporting.build(str(tmp_path / "report.pdf"))
+    numbers = build.build(str(tmp_path / "report.pdf"))
     assert (tmp_path / "report.pdf").stat().st_size > 10_000
     assert numbers["pages"] <= 11 and numbers["appendix_page"] <= 9
     assert set(numbers["printed"]) == set(PRINTED)
@@ -97,7 +97,6 @@ def test_report_builds_in_its_pages_and_prints_the_numbers_of_the_jsons(tmp_path
 
 
 def test_final_build_refuses_placeholders_and_names_them(tmp_path, monkeypatch):
-    build = reporting
     group, contrib = tmp_path / "group.txt", tmp_path / "contributions.txt"
     group.write_text("PLACEHOLDER: the group\n")
     contrib.write_text("Ana wrote Q1 and Q2; João wrote Q3.\n")
@@ -124,7 +123,7 @@ def test_inputs_are_checked_and_named_before_compiling(tmp_path, damage, message
     shutil.copytree(os.path.join(ROOT, "results"), copy)
     damage(copy / "q3" / "attn-test-greedy.json")
     with pytest.raises(InputError, match=message):
-        reporting.check_inputs(str(copy))
+        build.check_inputs(str(copy))
 
 
 def test_a_shorter_run_in_place_of_a_result_is_named(tmp_path):
@@ -135,7 +134,7 @@ def test_a_shorter_run_in_place_of_a_result_is_named(tmp_path):
     record["history"] = {k: v[:1] for k, v in record["history"].items()}
     path.write_text(json.dumps(record))
     with pytest.raises(InputError, match="cnn-bn-lr0.01.json: 1 epochs recorded, the report reads 40"):
-        reporting.check_inputs(str(copy))
+        build.check_inputs(str(copy))
 
 
 # ---- the results manifest: one table behind the report's inputs, reproduce.sh and the results index ----
@@ -153,7 +152,7 @@ def dry_run_commands():
 
 def test_reproduce_sh_runs_every_command_of_the_manifest():
     commands = dry_run_commands()
-    for entry in reporting.manifest():
+    for entry in build.manifest():
         if entry["command"] and "<" not in entry["command"]:  # a placeholder: a run the study chooses
             assert shlex.split(entry["command"]) in commands, entry["file"]
 
@@ -161,9 +160,9 @@ def test_reproduce_sh_runs_every_command_of_the_manifest():
 def test_the_manifest_holds_every_json_the_report_reads_and_the_results_index_names_it():
     source = open(os.path.join(ROOT, "report", "report.typ"), encoding="utf-8").read()
     read = set(re.findall(r'json\("/results/([^"]+)"\)', source))
-    files = {e["file"] for e in reporting.manifest()}
+    files = {e["file"] for e in build.manifest()}
     assert read and read <= files
-    for entry in reporting.manifest():
+    for entry in build.manifest():
         assert os.path.exists(os.path.join(ROOT, "results", entry["file"])), entry["file"]
         assert entry["command"] or entry.get("frozen"), entry["file"]  # written by a command, or frozen data
     assert "manifest.json" in open(os.path.join(ROOT, "results", "README.md"), encoding="utf-8").read()
@@ -186,18 +185,18 @@ def test_the_results_index_has_a_row_for_every_file_of_the_manifest():
         for token in re.findall(r"`([^`]+)`", row.split("|")[1]):
             folder = token.split("/")[0] + "/" if "/" in token else folder  # a name without folder: the row's
             patterns += expand_braces(token if "/" in token else folder + token)
-    for entry in reporting.manifest():
+    for entry in build.manifest():
         assert any(fnmatch.fnmatch(entry["file"], p) for p in patterns), entry["file"]
 
 
 def test_the_readmes_generated_parts_are_those_the_results_give():
-    for rel, blocks in reporting.generated_parts().items():
+    for rel, blocks in build.generated_parts().items():
         text = open(os.path.join(ROOT, rel), encoding="utf-8").read()
-        assert reporting.with_generated_parts(text, blocks) == text, f"run python report/build.py to update {rel}"
-    readme, blocks = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(), reporting.generated_parts()["README.md"]
+        assert build.with_generated_parts(text, blocks) == text, f"run python report/build.py to update {rel}"
+    readme, blocks = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(), build.generated_parts()["README.md"]
     attn = results("q3/attn-test-greedy.json")
     assert f"CER {attn['cer']:.4f}" in readme.partition("<!-- results:start -->")[2].partition("<!-- results:end -->")[0]
     stale = readme.replace(f"CER {attn['cer']:.4f}", "CER 0.9999", 1)
-    assert stale != readme and reporting.with_generated_parts(stale, blocks) == readme  # a stale number is put right
+    assert stale != readme and build.with_generated_parts(stale, blocks) == readme  # a stale number is put right
     with pytest.raises(InputError, match="the markers <!-- results:start -->"):
-        reporting.with_generated_parts(readme.replace("<!-- results:start -->", ""), blocks)
+        build.with_generated_parts(readme.replace("<!-- results:start -->", ""), blocks)
