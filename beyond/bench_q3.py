@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Q3 speed: one epoch (train + validation decode) of hw2-q3.py, as the assignment's run trains it
 and with --bucket, against a per-step-loop reference of the same model, side by side in one run on
 the same threads; then decode time per 1,000 words for greedy and beam sizes.
@@ -20,10 +19,10 @@ from models import build_model
 from utils import configure_seed, save_json
 
 
-def reference_train_epoch(model, dataset, optimizer, criterion, batch_size, generator):
+def reference_train_epoch(model, batches, dataset, optimizer, criterion):
     """Teacher forcing one step at a time."""
     model.train()
-    for idx in dataset.batches(batch_size, generator=generator):
+    for idx in batches:
         src, src_lengths, tgt, _ = dataset.batch(idx)
         enc, state = model.encoder(src, src_lengths)
         steps = []
@@ -38,12 +37,12 @@ def reference_train_epoch(model, dataset, optimizer, criterion, batch_size, gene
 
 
 @torch.no_grad()
-def reference_decode_dataset(model, dataset, tgt_vocab, max_len):
+def reference_generate(model, dataset, max_len=q3.MAX_LEN):
     """Greedy decoding one word at a time."""
     model.eval()
     preds = []
     for i in range(len(dataset)):
-        src, tgt = dataset[i]
+        src, _ = dataset[i]
         enc, state = model.encoder(src[None], torch.tensor([len(src)]))
         token, out = torch.tensor([[data.SOS_IDX]]), []
         for _ in range(max_len):
@@ -52,100 +51,81 @@ def reference_decode_dataset(model, dataset, tgt_vocab, max_len):
             if token.item() == data.EOS_IDX:
                 break
             out.append(token.item())
-        preds.append("".join(tgt_vocab.decode(out)))
+        preds.append("".join(dataset.tgt_vocab.decode(out)))
     return preds
 
 
-def timed(fn):
+def seconds(fn):
     t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
+    fn()
+    return time.perf_counter() - t0
+
+
+def time_epochs(pool, sets, decoder_model, repeats):
+    """The best of `repeats` epochs: training seconds, validation-decode seconds and their sum, and
+    the model trained. pool: the --bucket of our loop (0: off), or None for the reference."""
+    train_set, valid_set = sets
+    configure_seed(0)
+    model = build_model({"use_attn": True, "hidden_size": 128, "dropout": 0.3},
+                        len(train_set.src_vocab), len(train_set.tgt_vocab))
+    decoder_model = decoder_model or model
+    optimizer, criterion = torch.optim.Adam(model.parameters(), lr=0.003), nn.CrossEntropyLoss(
+        ignore_index=data.PAD_IDX)
+    best = {"train": float("inf"), "decode": float("inf")}
+    for r in range(repeats):
+        gen = torch.Generator().manual_seed(r)
+        batches = (bucketed(pool)(train_set, 64, gen) if pool
+                   else train_set.batches(64, generator=gen))
+        if pool is None:
+            train = lambda: reference_train_epoch(model, batches, train_set, optimizer, criterion)
+            decode = lambda: reference_generate(decoder_model, valid_set)
+        else:
+            train = lambda: q3.train_epoch(model, batches, train_set, optimizer, criterion)
+            decode = lambda: q3.generate(decoder_model, valid_set)
+        best = {"train": min(best["train"], seconds(train)),
+                "decode": min(best["decode"], seconds(decode))}
+    return dict(best, epoch=best["train"] + best["decode"]), model
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", default="data", help="folder with the P2G TSV files")
-    p.add_argument("--repeats", type=int, default=2,
-                   help="epochs timed per implementation (best kept)")
-    p.add_argument("--num_threads", type=int, default=1,
-                   help="torch CPU threads (1: the scripts' default)")
-    p.add_argument("--buckets", type=int, nargs="*", default=[4, 50],
-                   help="--bucket pool sizes, a row each")
-    p.add_argument("--use_attn", type=int, default=1,
-                   help="1: the attention model, 0: without attention")
-    p.add_argument("--beam_sizes", type=int, nargs="*", default=[1, 3, 5, 10],
-                   help="beam sizes to time")
-    p.add_argument("--checkpoint", default=None,
-                   help="decode with this trained checkpoint's weights (its vocabularies must "
-                        "match the data); "
-                        "default: the model after the timed epochs, whose short outputs make "
-                        "decoding look cheap")
+    p.add_argument("--repeats", type=int, default=2, help="epochs timed per loop (best kept)")
+    p.add_argument("--num_threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--buckets", type=int, nargs="*", default=[4, 50], help="--bucket rows")
+    p.add_argument("--beam_sizes", type=int, nargs="*", default=[1, 3, 5, 10], help="beams timed")
+    p.add_argument("--checkpoint", default=None, help="decode with this trained checkpoint "
+                   "(default: the model timed last, whose short outputs flatter decoding)")
     p.add_argument("--out", default="runs/bench/bench_q3.json", help="where the timings go")
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     corpus, source = data.load_corpus(args.data_dir, ("train", "valid"), fallback=True)
-    src_vocab, tgt_vocab, sets = data.build_datasets(corpus, ("train", "valid"))
-    train_set, valid_set = sets["train"], sets["valid"]
-    criterion = nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, attention "
-          f"{bool(args.use_attn)}")
-
+    _, _, sets = data.build_datasets(corpus, ("train", "valid"))
     trained = None
-    if args.checkpoint:
+    if args.checkpoint:  # its vocabularies must be those of the data
         trained, src_vocab, tgt_vocab, _ = load_checkpoint(args.checkpoint, torch.device("cpu"))
-        valid_set = data.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
+        sets["valid"] = data.Seq2SeqDataset(corpus["valid"], src_vocab, tgt_vocab)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    pools = {"ours": 0, **{f"bucket{n}": n for n in args.buckets}, "reference": None}
     rows = {}
-    pools = {"ours": 0, **{f"bucket{n}": n for n in args.buckets}}  # each of our rows: its --bucket
-    names = [*pools, "reference"]
-    for name in names:
-        configure_seed(0)
-        model = build_model({"use_attn": bool(args.use_attn), "hidden_size": 128, "dropout": 0.3},
-                            len(src_vocab), len(tgt_vocab))
-        decoder_model = trained or model
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
-        best = {"train": float("inf"), "decode": float("inf")}
-        for r in range(args.repeats):
-            gen = torch.Generator().manual_seed(r)
-            if name != "reference":
-                batches = (bucketed(pools[name]) if pools[name] else
-                           lambda d, size, g: d.batches(size, generator=g))(train_set, 64, gen)
-                t_train, _ = timed(lambda: q3.train_epoch(model, batches, train_set, optimizer,
-                                                          criterion))
-                t_dec, _ = timed(lambda: q3.generate(decoder_model, valid_set))
-            else:
-                t_train, _ = timed(lambda: reference_train_epoch(model, train_set, optimizer,
-                                                                 criterion, 64, gen))
-                t_dec, _ = timed(lambda: reference_decode_dataset(decoder_model, valid_set,
-                                                                  tgt_vocab, 50))
-            best = {"train": min(best["train"], t_train), "decode": min(best["decode"], t_dec)}
-        best["epoch"] = best["train"] + best["decode"]
-        rows[name] = best
-        print(f"{name:<10} train {best['train']:6.2f} s | validation decode (1,000 words) "
-              f"{best['decode']:6.2f} s "
-              f"| epoch {best['epoch']:6.2f} s")
-    ratio = {name: {k: rows["reference"][k] / rows[name][k] for k in ("train", "decode", "epoch")}
-             for name in names[:-1]}
-    for name, r in ratio.items():
-        print(f"{name} against the reference: train x{r['train']:.2f}, decode x{r['decode']:.2f}, "
-              f"epoch x{r['epoch']:.2f}")
-
-    beams = time_beams(decoder_model.eval(), valid_set, args.beam_sizes)
-    save_json({"threads": torch.get_num_threads(), "torch": torch.__version__,
-               "use_attn": bool(args.use_attn),
-                         "buckets": args.buckets, "seconds": rows, "speedup": ratio,
-                         "beam_seconds_per_1000_words": beams,
-                         "data": source, "decode_checkpoint": args.checkpoint}, args.out)
-
-
-def time_beams(model, valid_set, beam_sizes):
-    """Seconds per 1,000 words of beam search, per beam size."""
-    beams = {}
-    for k in beam_sizes:
-        t, _ = timed(lambda: decoding.beam_search_dataset(model, valid_set, 500, 50, beam_size=k))
-        beams[str(k)] = t / len(valid_set) * 1000
-        print(f"beam {k:>2}: {beams[str(k)]:.2f} s per 1,000 words")
-    return beams
+    for name, pool in pools.items():
+        rows[name], model = time_epochs(pool, (sets["train"], sets["valid"]), trained, args.repeats)
+        print(f"{name:<10} train {rows[name]['train']:6.2f} s | validation decode "
+              f"{rows[name]['decode']:6.2f} s | epoch {rows[name]['epoch']:6.2f} s")
+    speedup = {name: {k: rows["reference"][k] / rows[name][k] for k in rows[name]}
+               for name in list(pools)[:-1]}
+    model = (trained or model).eval()
+    beams = {str(k): seconds(lambda: decoding.beam_search_dataset(
+        model, sets["valid"], 500, q3.MAX_LEN, beam_size=k)) / len(sets["valid"]) * 1000
+        for k in args.beam_sizes}
+    print("epoch against the reference: " + ", ".join(f"{n} x{r['epoch']:.2f}"
+                                                      for n, r in speedup.items()))
+    print("beam search per 1,000 words: " + ", ".join(f"{k}: {v:.2f} s" for k, v in beams.items()))
+    save_json({"threads": torch.get_num_threads(), "torch": torch.__version__, "use_attn": True,
+               "buckets": args.buckets, "seconds": rows, "speedup": speedup,
+               "beam_seconds_per_1000_words": beams, "data": source,
+               "decode_checkpoint": args.checkpoint}, args.out)
 
 
 if __name__ == "__main__":
