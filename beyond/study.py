@@ -115,11 +115,10 @@ def search_steps(corpus, dirs, device, threads):
 
 def ablation_row(step, run, record):
     return {"step": step, "steps": list(run.steps), "run": run.name, "seed": run.seed,
-            "config": run.config,
-            "decoding": "greedy", "train_minutes": round(record["wall_seconds"] / 60, 1),
+            "config": run.config, "decoding": "greedy",
+            "train_minutes": round(record["wall_seconds"] / 60, 1),
             "best_epoch": record["best_epoch"], "val_cer": record["best_val_cer"],
-            "val_wer": record["best_val_wer"],
-            "kept": None}
+            "val_wer": record["best_val_wer"], "kept": None}
 
 
 # ---- finalists, candidates and the choice on validation ----------------------------------------
@@ -158,13 +157,13 @@ def evaluate(models, dataset, beam, penalty, lexicon=None):
     return {"cer": out["cer"], "wer": out["wer"]}, out["preds"]
 
 
-def tune_decoding(models, dataset):
-    """Validation CER/WER for every beam size and length penalty; the grid and its best row (WER,
-    then CER)."""
+def tune_decoding(models, dataset, beams=None, penalties=None, lexicon=None):
+    """Validation CER/WER for every beam size and length penalty (BEAMS, PENALTIES unless given),
+    reranked with lexicon if any; the grid and its best row (WER, then CER)."""
     grid = []
-    for beam in BEAMS:
-        for penalty in (PENALTIES if beam > 1 else (1.0,)):
-            s, _ = evaluate(models, dataset, beam, penalty)
+    for beam in beams or BEAMS:
+        for penalty in (penalties or PENALTIES) if beam > 1 else (1.0,):
+            s, _ = evaluate(models, dataset, beam, penalty, lexicon)
             grid.append({"beam_size": beam, "length_penalty": penalty, "val_cer": s["cer"],
                          "val_wer": s["wer"]})
     return grid, min(grid, key=score)
@@ -197,25 +196,17 @@ def read_test(chosen, models, sets, records, words):
         val, _ = evaluate([model], sets["valid"], beam, penalty)
         tst, _ = evaluate([model], sets["test"], beam, penalty)
         rows.append({"run": name, "seed": records[name]["config"]["seed"], "val_cer": val["cer"],
-                     "val_wer": val["wer"],
-                     "test_cer": tst["cer"], "test_wer": tst["wer"],
+                     "val_wer": val["wer"], "test_cer": tst["cer"], "test_wer": tst["wer"],
                      "best_epoch": records[name]["best_epoch"],
                      "train_minutes": round(records[name]["wall_seconds"] / 60, 1),
                      "params": n_params(model)})
-    lex_grid = []
-    for b in LEXICON_BEAMS:
-        s, _ = evaluate(members, sets["valid"], b, penalty, words)
-        lex_grid.append({"beam_size": b, "length_penalty": penalty, "val_cer": s["cer"],
-                         "val_wer": s["wer"]})
-    lex = min(lex_grid, key=score)
+    lex_grid, lex = tune_decoding(members, sets["valid"], LEXICON_BEAMS, (penalty,), words)
     lex_test, _ = evaluate(members, sets["test"], lex["beam_size"], penalty, words)
     return {"scores": test, "preds": preds, "intervals": q3.intervals(preds, sets["test"].golds),
-            "seconds": seconds,
-            "members": rows,
+            "seconds": seconds, "members": rows,
             "lexicon_rerank": {"grid": lex_grid, "beam_size": lex["beam_size"],
-                               "val_cer": lex["val_cer"],
-                               "val_wer": lex["val_wer"], "test_cer": lex_test["cer"],
-                               "test_wer": lex_test["wer"],
+                               "val_cer": lex["val_cer"], "val_wer": lex["val_wer"],
+                               "test_cer": lex_test["cer"], "test_wer": lex_test["wer"],
                                "external_word_list": True}}
 
 
@@ -225,16 +216,14 @@ def n_params(model):
 
 # ---- the study ---------------------------------------------------------------------------------
 
-def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
+def check_inputs(data_dir, assignment_json):
     """Every input of the study, before any training: the corpus, the assignment's greedy test
-    result on the same test words, the ISLEX word list, writable outputs. Returns (corpus,
-    assignment preds, words)."""
+    result on the same test words, the ISLEX word list: (corpus, assignment preds, words)."""
     corpus, _ = load_corpus(data_dir)
     examples = load_json(assignment_json, "examples")["examples"]
     if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
         raise InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")
-    try:
-        # real English words
+    try:  # real English words
         words = {head.lower() for head, _ in islex_entries() if head.isalpha()}
     except (ImportError, OSError) as e:
         raise InputError(f"the ISLEX word list (pysle) is not available: {e}") from None
@@ -244,7 +233,7 @@ def check_inputs(data_dir, out_dir, runs_dir, assignment_json):
 def run_study(seeds, data_dir, out_dir, runs_dir, assignment_json, threads=1):
     """The whole study; writes out_dir/strongest.json, strongest-ablation.json and the length
     figure."""
-    corpus, assignment_preds, words = check_inputs(data_dir, out_dir, runs_dir, assignment_json)
+    corpus, assignment_preds, words = check_inputs(data_dir, assignment_json)
     device = torch.device("cpu")
     dirs = {"records": os.path.join(out_dir, "strongest-runs"), "checkpoints": runs_dir}
     step_rows, best_steps, records = search_steps(corpus, dirs, device, threads)

@@ -110,7 +110,7 @@ def test_a_run_is_reused_only_when_its_saved_config_equals_the_one_asked_for(set
     calls = []
     real = q3.train_run
     monkeypatch.setattr(q3, "train_run", lambda cfg, *a, **k: calls.append(cfg) or real(cfg, *a, **k))
-    corpus, _, _ = study.check_inputs(setup["data_dir"], setup["out_dir"], setup["runs_dir"], setup["assignment_json"])
+    corpus, _, _ = study.check_inputs(setup["data_dir"], setup["assignment_json"])
     dirs = {"records": setup["out_dir"] + "/runs", "checkpoints": setup["runs_dir"]}
     run = study.make_run((), 1)
     study.train_or_reuse(run, corpus, dirs, "cpu")
