@@ -105,15 +105,12 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
     idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
     src, src_lengths, _, _ = (t.to(device) for t in dataset.batch(idx))
     pred = q3.decode_batch(model, src, src_lengths, max_len)  # (n, T)
-    # the decoder drops the last token
-    tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)
+    tgt = torch.cat([torch.full_like(pred[:, :1], SOS), pred], dim=1)  # its last token is dropped
     enc, state = model.encoder(src, src_lengths)
     _, _, weights = model.decoder(tgt, state, enc, src_lengths, return_weights=True)  # (n, T, S)
-    plt = pyplot()
     cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    # printed at full width
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.0 * rows), squeeze=False)
+    rows = (n + cols - 1) // cols  # printed at full width
+    fig, axes = pyplot().subplots(rows, cols, figsize=(2.2 * cols, 2.0 * rows), squeeze=False)
     record, image = [], None
     for a, ax in enumerate(axes.flat):
         ax.grid(False)
@@ -147,7 +144,7 @@ def plot_attention(model, dataset, src_vocab, tgt_vocab, n, max_len, stem, seed=
 def cer_by_source_length(examples):
     """Per bin of source lengths (phonemes, LENGTH_BINS): the number of words, CER and WER."""
     return by_length([ex["pred"] for ex in examples], [ex["gold"] for ex in examples],
-                             [len(ex["phonemes"].split()) for ex in examples])
+                     [len(ex["phonemes"].split()) for ex in examples])
 
 
 def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc="best"):
@@ -158,8 +155,7 @@ def plot_bins(table, bin_key, value, xlabel, ylabel, stem, ylim=None, legend_loc
     width = 0.8 / len(table)
     for k, (label, rows) in enumerate(table.items()):
         ax.bar([i + (k - (len(table) - 1) / 2) * width for i in range(len(rows))],
-               [r[value] for r in rows], width,
-               label=label)
+               [r[value] for r in rows], width, label=label)
     ax.set_xticks(range(len(first)),  # ranges with an en dash
                   [f"{r[bin_key].replace('-', '–')}\n({r['words']})" for r in first])
     ax.set_xlabel(xlabel)

@@ -44,8 +44,7 @@ def main(argv=None):
     unknown = sorted({ph for w in words for ph in w if ph not in src_vocab.word2index})
     if unknown:
         print(f"warning: phonemes unknown to {args.checkpoint_name}, read as UNK: "
-              f"{' '.join(unknown)}",
-              file=sys.stderr)
+              f"{' '.join(unknown)}", file=sys.stderr)
     lines = spell(model, src_vocab, tgt_vocab, words, args.k, ckpt["config"]["max_len"])
     print("\n".join(lines))
     if args.out:
