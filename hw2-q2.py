@@ -283,15 +283,10 @@ def sweep(args, splits, device):
     figures += plot(epochs, curves("val_acc"), "Validation accuracy", f"{stem}-val_acc", png=True)
     scored = [r for r in records if r["best_val_acc"] is not None]
     best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
-    table = [{"learning_rate": r["config"]["learning_rate"], "status": r["status"],
-              "best_val_acc": r["best_val_acc"], "best_epoch": r["best_epoch"],
-              "final_val_acc": (r["history"]["val_acc"] or [None])[-1],
-              "final_test_acc": r["final_test_acc"], "best_val_test_acc": r["best_val_test_acc"]}
-             for r in records]
     summary = {"runs": [r["name"] for r in records], "data_path": args.data_path,
                "data_sizes": records[0]["data_sizes"],
                "best_learning_rate": best and best["config"]["learning_rate"],
-               "best_run": best and best["name"], "table": table}
+               "best_run": best and best["name"]}
     print(f"best learning rate by validation accuracy: {summary['best_learning_rate']}; wrote "
           f"{save_json(summary, stem + '.json')}, {', '.join(figures)}")
     return 0 if best else 3
