@@ -112,11 +112,8 @@ def get_number_trainable_params(model):
 
 def param_table(model):
     """[(module, trainable parameters)], one row per module that owns parameters."""
-    rows = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            rows[name.rsplit(".", 1)[0]] = rows.get(name.rsplit(".", 1)[0], 0) + p.numel()
-    return list(rows.items())
+    return [(name, get_number_trainable_params(m)) for name, m in model.named_modules()
+            if not list(m.children()) and get_number_trainable_params(m)]
 
 
 def batch_norms(model):

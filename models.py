@@ -70,8 +70,7 @@ class Encoder(nn.Module):
             packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True,
                                           enforce_sorted=False)
             outputs, (h, c) = self.lstm(packed)  # h, c: (2 * num_layers, B, H/2)
-            outputs, _ = pad_packed_sequence(outputs, batch_first=True,
-                                             total_length=src.size(1))
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
         return self.dropout(outputs), reshape_state((h[-2:], c[-2:]))
 
 
