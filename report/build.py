@@ -139,61 +139,40 @@ def readme_results():
 
 
 def readme_speed():
-    """beyond/README.md's speed section, from the benchmark JSONs and the run records."""
-    minutes = lambda record: record["wall_seconds"] / 60
+    """beyond/README.md's speed table, from the benchmark JSONs and the run records."""
+    b3, b2, sweep = load("bench/bench_q3.json"), load("bench/bench_q2.json"), load(
+        "q2/sweep-vanilla.json")
     attn, noattn = load("q3/attn-train.json"), load("q3/no-attn-train.json")
-    sweep = load("q2/sweep-vanilla.json")
     bn = load(f"q2/cnn-bn-lr{sweep['best_learning_rate']:g}.json")
-    sweep_hours = sum(minutes(load(f"q2/{name}.json")) for name in sweep["runs"]) / 60
-    return "\n".join([
-        f"- Training times on one thread, as each run recorded them: Q3 with attention "
-        f"({attn['config']['n_epochs']} epochs) {minutes(attn):.1f} min, without "
-        f"{minutes(noattn):.1f} min; Q2 ({bn['config']['epochs']} epochs) the network with batch "
-        f"norm {minutes(bn):.0f} min, the vanilla sweep of {len(sweep['runs'])} learning rates "
-        f"{sweep_hours:.1f} h.",
-        bucket_line(), *bench_lines()])
-
-
-BUCKET_RUNS = {  # the attention model's training records, seeds 42 (43, 44), by --bucket setting
-    "off (the assignment's runs)": ("attn-train", "attn-seed43-train", "attn-seed44-train"),
-    "`--bucket 50`": ("attn-bucket50-train", "attn-bucket50-seed43-train",
-                      "attn-bucket50-seed44-train"),
-    "`--bucket 4`": ("attn-bucket4-train",)}
-
-
-def bucket_line():
-    """What --bucket does to the model: the best validation CER of each committed run."""
-    def cer(names):
-        scores = ", ".join(f"{load(f'q3/{n}.json')['best_val_cer']:.4f}" for n in names)
-        return scores + (" (seed 42 only)" if len(names) == 1 else "")
-    return ("- Length bucketing (`python -m beyond.train --use_attn --bucket N`): best validation "
-            "CER of seeds 42, 43 and 44 "
-            + "; ".join(f"{name} {cer(names)}" for name, names in BUCKET_RUNS.items()) + ".")
-
-
-def bench_lines():
-    """bench_q3 (ours, bucketed or not, against the per-step reference) and bench_q2 (ours
-    against a DataLoader)."""
-    b3, b2 = load("bench/bench_q3.json"), load("bench/bench_q2.json")
-    ips, sec, up = b2["images_per_second"], b3["seconds"], b3["speedup"]
-    threads = lambda b: f"{b['threads']} thread{'s' * (b['threads'] > 1)}"
-    ours = [f"{sec['ours']['epoch']:.1f} s as the assignment's run trains "
-            f"(×{up['ours']['epoch']:.1f})"]
-    ours += [f"{sec[f'bucket{n}']['epoch']:.1f} s with `--bucket {n}` "
-             f"(×{up[f'bucket{n}']['epoch']:.1f})" for n in b3["buckets"]]
-    beams = ", ".join(f"beam {k} {v:.2f} s" for k, v in b3["beam_seconds_per_1000_words"].items())
-    return [
-        f"- Q3 (`beyond.bench_q3`, {threads(b3)}, side by side): one epoch (training, then greedy "
-        f"decoding of the validation words) takes {', '.join(ours)}, against "
-        f"{sec['reference']['epoch']:.1f} s for a per-step reference of the same model; beam "
-        f"search per 1,000 words: {beams}.",
-        f"- Q2 (`beyond.bench_q2`, batch {b2['batch_size']}, {threads(b2)}): the in-memory loop "
-        f"trains the vanilla network at {ips['vanilla/ours']:.0f} images/s against "
-        f"{ips['vanilla/dataloader']:.0f} for a plain `DataLoader` "
-        f"({ips['vanilla/channels_last']:.0f} in the channels-last layout), the batch-norm "
-        f"network at {ips['bn/ours']:.0f} against {ips['bn/dataloader']:.0f} "
-        f"({ips['bn/channels_last']:.0f}).",
+    sweep_hours = sum(load(f"q2/{name}.json")["wall_seconds"] for name in sweep["runs"]) / 3600
+    sec, up, ips = b3["seconds"], b3["speedup"], b2["images_per_second"]
+    ours = [("as the assignment's run trains", "ours")] + [
+        (f"with `--bucket {n}`", f"bucket{n}") for n in b3["buckets"]]
+    val_cer = lambda *names: ", ".join(f"{load(f'q3/{n}-train.json')['best_val_cer']:.4f}"
+                                       for n in names)
+    rows = [
+        (f"Q3 training, {attn['config']['n_epochs']} epochs: attention / none",
+         f"{attn['wall_seconds'] / 60:.1f} / {noattn['wall_seconds'] / 60:.1f} min"),
+        (f"Q2 training, {bn['config']['epochs']} epochs: batch norm / the vanilla sweep of "
+         f"{len(sweep['runs'])} rates", f"{bn['wall_seconds'] / 60:.0f} min / {sweep_hours:.1f} h"),
+        ("Q3 epoch: training, then greedy decoding of the validation words (`beyond.bench_q3`)",
+         "; ".join(f"{sec[k]['epoch']:.1f} s {what} (×{up[k]['epoch']:.1f})" for what, k in ours)
+         + f"; {sec['reference']['epoch']:.1f} s for a per-step reference of the same model"),
+        ("Q3 beam search per 1,000 words", ", ".join(
+            f"beam {k} {v:.2f} s" for k, v in b3["beam_seconds_per_1000_words"].items())),
+        (f"Q2 training images/s, batch {b2['batch_size']} (`beyond.bench_q2`): our in-memory "
+         "loop (a plain `DataLoader`, channels-last)", "; ".join(
+             f"{name} {ips[net + '/ours']:.0f} ({ips[net + '/dataloader']:.0f}, "
+             f"{ips[net + '/channels_last']:.0f})"
+             for net, name in (("vanilla", "vanilla"), ("bn", "batch norm")))),
+        ("best validation CER of seeds 42, 43, 44 with length bucketing off / `--bucket 50` / "
+         "`--bucket 4` (seed 42 only)", " / ".join([
+             val_cer("attn", "attn-seed43", "attn-seed44"),
+             val_cer("attn-bucket50", "attn-bucket50-seed43", "attn-bucket50-seed44"),
+             val_cer("attn-bucket4")])),
     ]
+    return "\n".join(["| measured on one CPU thread | |", "|---|---|"]
+                     + [f"| {what} | {value} |" for what, value in rows])
 
 
 def generated_parts():
