@@ -34,9 +34,9 @@ def test_beam(model, test_set, beam_size, args, base):
                                             [h[0][2] for h in out["nbest"]],
                                             q3.EVAL_BATCH, args.length_penalty))
     print(f"beam {beam_size}: Test CER: {record['cer']:.4f}, Test WER: {record['wer']:.4f}, "
-          f"{args.k}-best oracle WER: "
-          f"{record['wer_at_k']:.4f} ({seconds:.1f} s); of {record['n_wrong']} wrong words "
-          f"{record['search_errors']} are search errors, {record['model_errors']} model errors")
+          f"{args.k}-best oracle WER: {record['wer_at_k']:.4f} ({seconds:.1f} s); of "
+          f"{record['n_wrong']} wrong words {record['search_errors']} are search errors, "
+          f"{record['model_errors']} model errors")
     record["examples"] = [{"phonemes": " ".join(p), "gold": g, "pred": h[0], "nbest": h[:args.k]}
                           for (p, _), g, h in zip(test_set.pairs, golds, hyps)]
     return save_json(record, f"{args.stem}-test-beam{beam_size}.json")
@@ -67,8 +67,7 @@ def main(argv=None):
     args.stem = os.path.join(args.out_dir,
                              os.path.splitext(os.path.basename(args.checkpoint_name))[0])
     base = {"checkpoint": args.checkpoint_name, "config": ckpt["config"],
-            "best_epoch": ckpt["epoch"],
-            "k": args.k, "max_len": ckpt["config"]["max_len"]}
+            "best_epoch": ckpt["epoch"], "k": args.k, "max_len": ckpt["config"]["max_len"]}
     if args.plot_attn:
         words = diagnostics.plot_attention(model, test_set, src_vocab, tgt_vocab, args.plot_attn,
                                            base["max_len"], f"{args.stem}-attention")

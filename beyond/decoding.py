@@ -64,8 +64,7 @@ def beam_search(model, src, src_lengths, max_len, beam_size, length_penalty=1.0)
             # at most K in all
             live = [j for j in range(K) if torch.isfinite(scores[b, j])][:K - len(finished[b])]
             finished[b] += [(seqs[b * K + j].tolist(), scores[b, j].item(),
-                             norm(scores[b, j].item(), max_len))
-                            for j in live]
+                             norm(scores[b, j].item(), max_len)) for j in live]
     return [sorted(f, key=lambda hyp: -hyp[2]) for f in finished]
 
 
