@@ -171,8 +171,9 @@ def fit(model, splits, optimizer, epochs, batch_size, seed, name="cnn"):
         if "val_acc_reestimated_bn" in history:
             row["val_acc_reestimated_bn"] = reestimated_bn_accuracy(model, Xtr, Xdv, ydv)
         row["epoch_seconds"] = time.time() - t0
+        row = {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}  # as recorded
         for k in history:
-            history[k].append(round(row[k], 6) if isinstance(row[k], float) else row[k])
+            history[k].append(row[k])
         if best["val_acc"] is None or row["val_acc"] > best["val_acc"]:
             best = {"val_acc": row["val_acc"], "epoch": epoch,
                     "state": copy.deepcopy(model.state_dict())}

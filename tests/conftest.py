@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "report"))  # report/build.py
 import data  # noqa: E402
 from beyond import q2, q3  # noqa: E402,F401  (hw2-q2.py and hw2-q3.py as modules)
 from beyond.train import InputFeedDecoder  # noqa: E402
-from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model, sequence_mask  # noqa: E402
+from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -105,7 +105,8 @@ def random_batch(seed=0, B=5, V_src=12, V_tgt=10, S=7, T=6):
     g = torch.Generator().manual_seed(seed)
     lengths = torch.tensor([S, 3, 5, 1, 6][:B])
     src = torch.randint(4, V_src, (B, S), generator=g)
-    src[~sequence_mask(lengths, S)] = data.PAD_IDX
+    for i, n in enumerate(lengths.tolist()):
+        src[i, n:] = data.PAD_IDX
     tgt = torch.randint(4, V_tgt, (B, T), generator=g)
     tgt[:, 0] = data.SOS_IDX
     return src, lengths, tgt
@@ -163,6 +164,22 @@ def teacher_forced_log_prob(model, src, tokens):
     with torch.no_grad():
         logits, _ = model(src[None], torch.tensor([len(src)], device=src.device), tgt)
     return torch.log_softmax(logits[0], -1).gather(1, tgt[0, 1:, None]).sum().item()
+
+
+def dropped(before, after, p):
+    """after is before with some non-zero entries zeroed and every other one scaled by 1 / (1 - p)."""
+    kept = after != 0
+    return bool((before[~kept] != 0).any()) and torch.allclose(after[kept], before[kept] / (1 - p))
+
+
+def edit_distance(a, b):
+    """Levenshtein distance by the textbook dynamic programme: the oracle the scores are checked with."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
 
 
 # ---- the scripts ---------------------------------------------------------------------------------------

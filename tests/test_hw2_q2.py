@@ -1,14 +1,41 @@
-"""hw2-q2.py: the assignment's two networks (parameter counts, layer order, switches), the training loop
-(a last batch of one left out with batch norm, divergence, the best epoch's weights kept), the batch-norm
-re-estimate, the confusion matrix, and a run as a user runs it."""
+"""hw2-q2.py: the assignment's two networks (parameter counts, layer order, dropout in training only, the
+MLP's ReLUs, switches), train_batch's one step on its own batch, predict and evaluate in eval mode, only
+trainable parameters counted, the training loop (a last batch of one left out with batch norm, divergence,
+the best epoch's weights kept), the batch-norm re-estimate, the confusion matrix, and a run as a user runs
+it.
+
+Mistakes tried (python tests/mutants.py), each caught by the test named:
+- hw2-q2.py: `self.dropout(self.pool(self.relu(self.bn(self.conv(x)))))` -> `self.dropout(self.pool(self.bn(self.relu(self.conv(x)))))` | test_conv_block_runs_conv_batchnorm_relu_maxpool_dropout_in_that_order
+- hw2-q2.py: `return self.dropout(self.pool(self.relu(` -> `return (self.pool(self.relu(` | test_dropout_follows_each_block_and_the_first_relu_in_training_only
+- hw2-q2.py: `batch_norm=batch_norm, dropout=dropout_prob,` -> `batch_norm=batch_norm, dropout=0.0,` | test_dropout_follows_each_block_and_the_first_relu_in_training_only
+- hw2-q2.py: `padding = kernel_size // 2 if padding is None else padding` -> `padding = 0 if padding is None else padding` | test_switches_change_the_structure
+- hw2-q2.py: `nn.MaxPool2d(kernel_size=2, stride=2)` -> `nn.MaxPool2d(kernel_size=2, stride=1)` | test_switches_change_the_structure
+- hw2-q2.py: `batch_norm=batch_norm, dropout=dropout_prob,` -> `batch_norm=False, dropout=dropout_prob,` | test_parameter_counts_match_the_assignment_networks
+- hw2-q2.py: `self.bn1 = nn.BatchNorm1d(1024) if batch_norm else nn.Identity()` -> `self.bn1 = nn.Identity()` | test_parameter_counts_match_the_assignment_networks
+- hw2-q2.py: `nn.AdaptiveAvgPool2d((1, 1)) if global_pool` -> `nn.AdaptiveMaxPool2d((1, 1)) if global_pool` | test_switches_change_the_structure
+- hw2-q2.py: `x = self.dropout(self.bn1(F.relu(self.fc1(x))))` -> `x = self.bn1(self.dropout(F.relu(self.fc1(x))))` | test_mlp_batchnorm_comes_after_relu_and_before_dropout
+- hw2-q2.py: `x = F.relu(self.fc2(x))` -> `x = self.fc2(x)` | test_dropout_follows_each_block_and_the_first_relu_in_training_only
+- hw2-q2.py: `return F.log_softmax(self.fc3(x), dim=-1)` -> `return self.fc3(x)` | test_output_is_log_probabilities
+- hw2-q2.py: `optimizer.zero_grad(set_to_none=True)` -> `None` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
+- hw2-q2.py: `    optimizer.step()\n` -> `` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
+- hw2-q2.py: `return loss.item()` -> `return loss` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
+- hw2-q2.py: `    model.eval()\n    return torch.cat` -> `    return torch.cat` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `.argmax(-1) for i in range` -> `.argmax(0) for i in range` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `model(X[i:i + batch_size]).argmax` -> `model(X[i:batch_size]).argmax` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `== y).float().mean().item()` -> `== y).float().sum().item()` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `for p in model.parameters() if p.requires_grad)` -> `for p in model.parameters())` | test_get_number_trainable_params_counts_trainable_parameters_only
+- hw2-q2.py: `if len(idx) > 1 or one_is_enough:` -> `if True:` | test_a_last_batch_of_one_image_is_left_out_with_batch_norm
+- hw2-q2.py: `or row["val_acc"] > best["val_acc"]:` -> `or True:` | test_the_model_ends_with_the_weights_of_its_best_validation_epoch
+"""
 import json
 import math
 
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from conftest import intel_npz, q2, run_script
+from conftest import dropped, intel_npz, q2, run_script
 
 
 def test_parameter_counts_match_the_assignment_networks():
@@ -76,6 +103,70 @@ def test_mlp_batchnorm_comes_after_relu_and_before_dropout():
     assert (seen["bn_in"] >= 0).all() and (seen["bn_in"] == 0).any(), "BatchNorm1d reads the ReLU output"
 
 
+def test_dropout_follows_each_block_and_the_first_relu_in_training_only():
+    """The vanilla network with dropout 0.5: each block's output is its pooled map dropped, the MLP's
+    dropout drops the first ReLU's output, fc2 is followed by a ReLU; in eval mode nothing is dropped."""
+    torch.manual_seed(0)
+    model, seen = q2.CNN(0.5, batch_norm=False), {}
+    record = lambda name: lambda m, i, o: seen.update({name + " in": i[0], name + " out": o})  # noqa: E731
+    for name, m in [("fc1", model.fc1), ("fc2", model.fc2), ("fc3", model.fc3), ("dropout", model.dropout)]:
+        m.register_forward_hook(record(name))
+    for i, block in enumerate(model.blocks):
+        block.register_forward_hook(record(f"block{i}"))
+        block.pool.register_forward_hook(record(f"pool{i}"))
+    for training in (True, False):
+        model.train(training)
+        model(torch.rand(4, 3, 48, 48))
+        assert torch.equal(seen["dropout in"], F.relu(seen["fc1 out"]))
+        assert torch.equal(seen["fc3 in"], F.relu(seen["fc2 out"]))
+        for before, after in [(seen[f"pool{i} out"], seen[f"block{i} out"]) for i in range(3)] + [
+                (seen["dropout in"], seen["dropout out"])]:
+            assert dropped(before, after, 0.5) if training else torch.equal(before, after)
+
+
+def test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch():
+    """After a first step, a second SGD step moves every weight by -lr times its own batch's gradient (none
+    of the first left over), and returns that batch's loss as a float."""
+    torch.manual_seed(0)
+    model, criterion = q2.CNN(0.0, batch_norm=False), nn.NLLLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    X, y = torch.rand(4, 3, 48, 48), torch.tensor([0, 1, 2, 3])
+    q2.train_batch(X[:2], y[:2], model, optimizer, criterion)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = criterion(model(X[2:]), y[2:])
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    got = q2.train_batch(X[2:], y[2:], model, optimizer, criterion)
+    assert isinstance(got, float) and got == pytest.approx(loss.item())
+    for p, b, g in zip(model.parameters(), before, grads):
+        torch.testing.assert_close(p.detach(), b - 0.1 * g)
+
+
+class FirstPixel(nn.Module):
+    """Predicts the class written in each image's first pixel; in training mode its dropout scrambles that."""
+
+    def __init__(self):
+        super().__init__()
+        self.dropout = nn.Dropout(0.9)
+
+    def forward(self, X):
+        return F.log_softmax(self.dropout(10.0 * F.one_hot(X[:, 0, 0, 0].long(), 6).float()), dim=-1)
+
+
+def test_predict_and_evaluate_read_the_model_in_eval_mode():
+    X = torch.zeros(7, 3, 2, 2)
+    X[:, 0, 0, 0] = torch.tensor([0, 1, 2, 3, 4, 5, 0.0])
+    model = FirstPixel().train()
+    torch.manual_seed(0)
+    assert q2.predict(model, X, batch_size=3).tolist() == [0, 1, 2, 3, 4, 5, 0]
+    assert q2.evaluate(model.train(), X, torch.tensor([0, 1, 2, 3, 4, 5, 1])) == pytest.approx(6 / 7)
+
+
+def test_get_number_trainable_params_counts_trainable_parameters_only():
+    model = q2.CNN(0.1, batch_norm=True)
+    model.fc1.requires_grad_(False)  # 128 x 1024 weights and 1024 biases frozen
+    assert q2.get_number_trainable_params(model) == 755_718 - 132_096
+
+
 def test_confusion_counts_true_rows_and_predicted_columns():
     cm = q2.confusion(torch.tensor([0, 0, 1, 5]), torch.tensor([0, 2, 1, 0]))
     assert cm[0] == [1, 0, 1, 0, 0, 0] and cm[1][1] == 1 and cm[5][0] == 1 and sum(map(sum, cm)) == 4
@@ -119,7 +210,7 @@ def test_the_model_ends_with_the_weights_of_its_best_validation_epoch():
     assert out["status"] == "completed" and len(out["history"]["val_acc_reestimated_bn"]) == 4
     assert out["best_val_acc"] == max(out["history"]["val_acc"]) > out["history"]["val_acc"][-1]  # a worse last epoch
     assert out["best_epoch"] == out["history"]["val_acc"].index(out["best_val_acc"]) + 1
-    assert q2.evaluate(model, *data["dev"]) == out["best_val_acc"]
+    assert round(q2.evaluate(model, *data["dev"]), 6) == out["best_val_acc"]  # recorded to 6 places
 
 
 def test_a_non_finite_loss_stops_the_run_as_diverged():

@@ -1,14 +1,41 @@
 """hw2-q3.py: the token rules (nucleus sampling from the smallest top set reaching p, renormalised; the
-skeleton's 1-D logits), batched decoding equal to the course's word-by-word loop, a loss that PAD never
-enters, the checkpoint holding the epoch it names as best, divergence recorded, the ISLEX fallback, and
-train then test run as a user runs them."""
+skeleton's 1-D logits), batched decoding equal to the course's word-by-word loop and handing each word its
+own spelling, CER/WER/WER@k worked out by hand, train()'s own loss (PAD never a target), each step on its
+own batch's gradient in train mode, the checkpoint holding the epoch it names as best, divergence
+recorded, the ISLEX fallback, and train then test run as a user runs them.
+
+Mistakes tried (python tests/mutants.py), each caught by the test named:
+- hw2-q3.py: `criterion = nn.CrossEntropyLoss(ignore_index=PAD_IDX)` -> `criterion = nn.CrossEntropyLoss()` | test_the_training_loss_is_the_mean_over_the_real_target_tokens
+- hw2-q3.py: `tgt[:, 1:].reshape(-1))  # PAD ignored` -> `tgt[:, :-1].reshape(-1))  # PAD ignored` | test_the_training_loss_is_the_mean_over_the_real_target_tokens
+- hw2-q3.py: `optimizer.zero_grad(set_to_none=True)` -> `None` | test_each_training_step_uses_the_gradient_of_its_own_batch_only
+- hw2-q3.py: `    model.train()\n` -> `` | test_training_runs_in_train_mode_after_each_validation
+- hw2-q3.py: `if mark:` -> `if True:` | test_the_checkpoint_holds_the_weights_of_the_epoch_it_names_as_best
+- hw2-q3.py: `for i, row in zip(idx.tolist(), ids.tolist()):` -> `for i, row in zip(sorted(idx.tolist()), ids.tolist()):` | test_generate_gives_each_word_its_own_spelling
+- hw2-q3.py: `    model.eval()\n    preds = ` -> `    preds = ` | test_generate_decodes_in_eval_mode
+- hw2-q3.py: `hidden, state = model.decoder(` -> `hidden, _ = model.decoder(` | test_batched_greedy_decoding_equals_the_course_loop_word_by_word
+- hw2-q3.py: `finished |= token[:, 0] == EOS_IDX` -> `finished = token[:, 0] == EOS_IDX` | test_batched_greedy_decoding_equals_the_course_loop_word_by_word
+- hw2-q3.py: `return logits.argmax(-1, keepdim=True)` -> `return logits.argmin(-1, keepdim=True)` | test_the_skeleton_token_rules_take_1d_logits
+- hw2-q3.py: `return logits.argmax(-1, keepdim=True)` -> `return logits.argmax(-1)` | test_the_skeleton_token_rules_take_1d_logits
+- hw2-q3.py: `keep = mass_before < p - 1e-9 * p` -> `keep = sorted_probs.cumsum(dim=-1) < p` | test_nucleus_samples_come_from_the_smallest_top_set_reaching_p
+- hw2-q3.py: `descending=True, stable=True` -> `descending=False, stable=True` | test_nucleus_samples_come_from_the_smallest_top_set_reaching_p
+- hw2-q3.py: `probs * torch.zeros_like(keep).scatter(-1, order, keep)` -> `probs * keep` | test_nucleus_samples_come_from_the_smallest_top_set_reaching_p
+- hw2-q3.py: `probs = torch.softmax(logits.double(), dim=-1)` -> `probs = torch.softmax(logits.double(), dim=0)` | test_nucleus_sampling_follows_the_renormalised_distribution
+- hw2-q3.py: `return distance / sum(map(len, golds))` -> `return distance / sum(map(len, preds))` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `sum(p != g for p, g in zip(preds, golds)) / len(golds)` -> `sum(p == g for p, g in zip(preds, golds)) / len(golds)` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `for _, tgt in pairs])` -> `for tgt, _ in pairs])` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `else (cer, wer)` -> `else (wer, cer)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
+- hw2-q3.py: `max_len=max_len, p=p, generator=generator)` -> `max_len=max_len, generator=generator)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
+- hw2-q3.py: `all(s[i] != g for s in samples)` -> `any(s[i] != g for s in samples)` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
+- hw2-q3.py: `for _ in range(k)]` -> `for _ in range(1)]` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
+"""
+import copy
 import json
 
 import pytest
 import torch
 
-from conftest import (PAIRS, call_main, course_model, q3, random_batch, run_script, tiny_config,
-                      tiny_train, vocabularies, write_corpus)
+from conftest import (PAIRS, call_main, course_model, edit_distance, q3, random_batch, run_script,
+                      teacher_forced_log_prob, tiny_config, tiny_train, vocabularies, write_corpus)
 from data import EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset
 from models import reshape_state
 
@@ -74,23 +101,120 @@ def test_batched_greedy_decoding_equals_the_course_loop_word_by_word(use_attn):
         assert tiny_p == one  # a nucleus of one token is greedy
 
 
+def one_by_one(model, dataset):
+    """Each word's greedy spelling by the course's loop, alone, in eval mode."""
+    model.eval()
+    return ["".join(dataset.tgt_vocab.decode(course_generate(model, dataset[i][0][None], greedy_next_token)))
+            for i in range(len(dataset))]
+
+
+def test_generate_gives_each_word_its_own_spelling(trained):
+    """Batches sorted by length ("cow" first, "lion" last) are not index order: every spelling still goes
+    to its own word, as decoding each word alone gives it."""
+    model, dataset, _ = trained
+    order = torch.cat(dataset.batches(5, by_length=True)).tolist()
+    assert order != sorted(order)
+    want = one_by_one(model, dataset)
+    assert len(set(want)) > 6  # the words get different spellings, so a mix-up shows
+    assert q3.generate(model, dataset, batch_size=5) == want
+
+
+def test_generate_decodes_in_eval_mode(trained):
+    """A model left in training mode with dropout 0.5 decodes as it does in eval mode."""
+    model, dataset, _ = trained
+    want = one_by_one(model, dataset)
+    noisy = copy.deepcopy(model).train()
+    for m in noisy.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+    torch.manual_seed(0)
+    assert q3.generate(noisy, dataset, batch_size=5) == want
+
+
+# ---- the scores: worked out by hand --------------------------------------------------------------------
+
+def three_words():
+    """cat, horse, dog (3 + 5 + 3 letters)."""
+    return Seq2SeqDataset([PAIRS[0], PAIRS[5], PAIRS[1]], *vocabularies())
+
+
+def test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words():
+    """c / horses / dog against cat / horse / dog: distances 2, 1, 0 over 11 gold letters (not the 10
+    predicted ones, nor the mean of the words' rates 0.289); 2 of 3 words wrong."""
+    cer, wer = q3.evaluate(["c", "horses", "dog"], three_words())
+    assert cer == pytest.approx(3 / 11) and wer == pytest.approx(2 / 3)
+
+
+def test_test_scores_the_spellings_that_generate_gives_with_its_p(monkeypatch):
+    calls = []
+
+    def generate(model, data_iter, max_len, p, generator):
+        calls.append(p)
+        return ["c", "horses", "dog"]
+    monkeypatch.setattr(q3, "generate", generate)
+    cer, wer = q3.test(None, three_words(), max_len=10, p=0.8)
+    assert (cer, wer) == (pytest.approx(3 / 11), pytest.approx(2 / 3)) and calls == [0.8]
+
+
+def test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it(monkeypatch):
+    """Three samples of cat / horse / dog: cat right in two, horse in one, dog in none: WER@3 = 1/3 (each
+    sample alone has WER 2/3)."""
+    samples = iter([["cat", "hrose", "dgo"], ["cta", "horse", "dgo"], ["cat", "hose", "dgo"]])
+    monkeypatch.setattr(q3, "generate", lambda *args, **kwargs: next(samples))
+    assert q3.compute_wer_at_k(None, three_words(), p=0.8, k=3) == pytest.approx(1 / 3)
+
+
 
 
 # ---- training ---------------------------------------------------------------------------------------
 
-def test_pad_positions_never_count_in_the_loss():
-    """The loss of a batch of a short and a long word is the token-weighted mean of their losses alone:
-    the short word's PAD targets add nothing."""
+def test_the_training_loss_is_the_mean_over_the_real_target_tokens(tmp_path):
+    """train() itself, one epoch at learning rate 0 on "cat" and "mouse" in one batch: its loss is -log P of
+    the 4 + 6 real targets (EOS included) over 10, each word's P taken alone; the 2 PADs after "cat" add
+    nothing."""
     src_vocab, tgt_vocab = vocabularies()
-    dataset = Seq2SeqDataset([PAIRS[0], PAIRS[4]], src_vocab, tgt_vocab)  # cat, mouse: 4 and 6 targets
+    dataset = Seq2SeqDataset([PAIRS[0], PAIRS[4]], src_vocab, tgt_vocab)
+    assert dataset.batch(torch.tensor([0, 1]))[2][0, -2:].tolist() == [PAD_IDX, PAD_IDX]
     torch.manual_seed(0)
     model = q3.build_model(tiny_config(dropout=0.0), len(src_vocab), len(tgt_vocab))
-    still = torch.optim.SGD(model.parameters(), lr=0.0)
-    criterion = torch.nn.CrossEntropyLoss(ignore_index=PAD_IDX)
-    loss = lambda idx: q3.train_epoch(model, [torch.tensor(idx)], dataset, still, criterion)  # noqa: E731
-    n = (dataset.tgt_lengths - 1).tolist()  # target positions after SOS
-    assert dataset.batch(torch.tensor([0, 1]))[2][0, -1] == PAD_IDX
-    assert loss([0, 1]) == pytest.approx((loss([0]) * n[0] + loss([1]) * n[1]) / (n[0] + n[1]), rel=1e-5)
+    out = q3.train((dataset, dataset), model, 0.0, 1, str(tmp_path / "m.pt"), batch_size=2,
+                   log=lambda line: None)
+    log_p = [teacher_forced_log_prob(model, src, tgt[1:].tolist()) for src, tgt in (dataset[0], dataset[1])]
+    assert out["history"]["train_loss"][0] == pytest.approx(-sum(log_p) / 10, abs=2e-6)
+
+
+def sgd_epoch(model, dataset, batches):
+    q3.train_epoch(model, [torch.tensor(b) for b in batches], dataset,
+                   torch.optim.SGD(model.parameters(), lr=0.5), torch.nn.CrossEntropyLoss(ignore_index=PAD_IDX))
+
+
+def test_each_training_step_uses_the_gradient_of_its_own_batch_only():
+    """An epoch of two SGD steps ends where two epochs of one step each end, when nothing is carried
+    between them: the second step has no gradient of the first batch left in it."""
+    src_vocab, tgt_vocab = vocabularies()
+    dataset = Seq2SeqDataset(PAIRS[:4], src_vocab, tgt_vocab)
+    torch.manual_seed(0)
+    one = q3.build_model(tiny_config(dropout=0.0), len(src_vocab), len(tgt_vocab))
+    two = copy.deepcopy(one)
+    sgd_epoch(one, dataset, [[0, 1], [2, 3]])
+    sgd_epoch(two, dataset, [[0, 1]])
+    two.zero_grad(set_to_none=True)
+    sgd_epoch(two, dataset, [[2, 3]])
+    for a, b in zip(one.parameters(), two.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_training_runs_in_train_mode_after_each_validation(tmp_path):
+    """Validation puts the model in eval mode; every training forward of the next epoch is in train mode
+    again (dropout on)."""
+    src_vocab, tgt_vocab = vocabularies()
+    dataset = Seq2SeqDataset(PAIRS, src_vocab, tgt_vocab)
+    torch.manual_seed(0)
+    model = q3.build_model(tiny_config(), len(src_vocab), len(tgt_vocab))
+    modes = []
+    model.register_forward_pre_hook(lambda m, args: modes.append(m.training))
+    q3.train((dataset, dataset), model, 0.01, 2, str(tmp_path / "m.pt"), batch_size=4, log=lambda line: None)
+    assert len(modes) == 6 and all(modes)
 
 
 def test_the_checkpoint_holds_the_weights_of_the_epoch_it_names_as_best(tmp_path, monkeypatch):
@@ -151,6 +275,8 @@ def test_train_then_test_as_a_user_runs_them(tmp_path):
     assert code == 0 and "Test WER@3" in out, err
     record = json.loads((tmp_path / "runs/q3/attn-test-topp0.8.json").read_text())
     examples = record["examples"]
-    assert (record["cer"], record["wer"]) == q3.cer_wer([e["pred"] for e in examples], [e["gold"] for e in examples])
+    golds, preds = [e["gold"] for e in examples], [e["pred"] for e in examples]
+    assert record["cer"] == pytest.approx(sum(map(edit_distance, preds, golds)) / sum(map(len, golds)))
+    assert record["wer"] == pytest.approx(sum(p != g for p, g in zip(preds, golds)) / len(golds))
     assert record["wer_at_k"] == sum(e["gold"] not in e["samples"] for e in examples) / len(examples)
     assert record["config"]["use_attn"] and record["cer_ci"][0] <= record["cer"] <= record["cer_ci"][1]

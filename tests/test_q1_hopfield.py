@@ -1,7 +1,17 @@
 """q1_hopfield.py: each numeric check of a Q1 claim fails when the formula it checks is made wrong (a
 forgotten beta, a missing -pp' term, a step that does not descend, a negated Hessian), the PSD check
 reports each setting, large beta stays finite, and the script passes every claim and reproduces the
-committed results/q1/hopfield.json."""
+committed results/q1/hopfield.json.
+
+Mistakes tried in the closed forms themselves (python tests/mutants.py), each caught by the test named:
+- q1_hopfield.py: `return torch.logsumexp(beta * z, dim=-1) / beta` -> `return torch.logsumexp(beta * z, dim=-1)` | test_every_claim_passes_and_the_committed_result_reproduces
+- q1_hopfield.py: `return 0.5 * q @ q + math.log` -> `return q @ q + math.log` | test_every_claim_passes_and_the_committed_result_reproduces
+- q1_hopfield.py: `return q.clone()` -> `return 2 * q` | test_every_claim_passes_and_the_committed_result_reproduces
+- q1_hopfield.py: `return X.T @ torch.softmax(beta * (X @ q), dim=0)` -> `return X.T @ torch.softmax(X @ q, dim=0)` | test_every_claim_passes_and_the_committed_result_reproduces
+- q1_hopfield.py: `return torch.eye(len(q), dtype=q.dtype)` -> `return 2 * torch.eye(len(q), dtype=q.dtype)` | test_every_claim_passes_and_the_committed_result_reproduces
+- q1_hopfield.py: `return beta * X.T @ (torch.diag(p) - torch.outer(p, p)) @ X` -> `return beta * X.T @ torch.diag(p) @ X` | test_every_claim_passes_and_the_committed_result_reproduces
+- q1_hopfield.py: `return torch.softmax(beta * Q @ X.T, dim=-1) @ X` -> `return torch.softmax(Q @ X.T, dim=-1) @ X` | test_every_claim_passes_and_the_committed_result_reproduces
+"""
 import importlib
 import json
 import math
