@@ -13,22 +13,43 @@ import os
 import sys
 import time
 from functools import partial
+from inspect import signature
 
-import Levenshtein
 import numpy as np
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from data import (EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset, Vocabulary, build_datasets,
+from data import (EOS_IDX, PAD_IDX, SOS_IDX, DataError, Seq2SeqDataset, Vocabulary, build_datasets,
                   load_corpus)
-from models import Decoder, build_model
+from models import BahdanauAttention, Decoder, Encoder, Seq2Seq
 from utils import (InputError, atomic_write, configure_seed, get_device, in_range, plot_curves, run,
                    save_json, set_threads)
 
 KIND = "hw2-q3-p2g-seq2seq"  # what our checkpoints say they are
 EVAL_BATCH = 500  # words decoded at once
-MAX_LEN = 50  # the longest spelling decoded, unless --max_len says otherwise
+# The assignment's configuration, written once: the flags' defaults and train()'s read it.
+CONFIG = {"lr": 0.003, "dropout": 0.3, "n_epochs": 20, "batch_size": 64, "hidden_size": 128,
+          "seed": 42, "max_len": 50}
+
+
+def distance(str1, str2):
+    """Simple Levenshtein implementation for evalm."""
+    m = np.zeros([len(str2) + 1, len(str1) + 1], dtype=int)
+    for x in range(1, len(str2) + 1):
+        m[x, 0] = m[x - 1, 0] + 1
+    for y in range(1, len(str1) + 1):
+        m[0, y] = m[0, y - 1] + 1
+    for x in range(1, len(str2) + 1):
+        for y in range(1, len(str1) + 1):
+            if str1[y - 1] == str2[x - 1]:
+                dg = 0
+            else:
+                dg = 1
+            m[x, y] = min(
+                m[x - 1, y] + 1, m[x, y - 1] + 1, m[x - 1, y - 1] + dg
+            )
+    return m[len(str2), len(str1)]
 
 
 # ---- decoding: next-token rules, and whole batches at a time -----------------------------------
@@ -38,7 +59,7 @@ def greedy_next_token(logits):
     return logits.argmax(-1, keepdim=True)
 
 
-def nucleus_sampling(logits, p=0.8, generator=None):
+def nucleus_sampling(logits, p=0.8, rng=None):
     """Top-p sampling: logits (..., V) -> a token (..., 1) drawn from P restricted to V^(p), the
     smallest set of most probable tokens whose mass reaches p, renormalised by that mass p'."""
     probs = torch.softmax(logits.double(), dim=-1)  # float64: exact enough to compare with p
@@ -49,21 +70,22 @@ def nucleus_sampling(logits, p=0.8, generator=None):
         keep[..., 0] = True
         probs = probs * torch.zeros_like(keep).scatter(-1, order, keep)
         probs = probs / probs.sum(dim=-1, keepdim=True)  # divide by p'
-    return torch.multinomial(probs, 1, generator=generator)
+    return torch.multinomial(probs, 1, generator=rng)
 
 
 @torch.no_grad()
 def decode_batch(model, src, src_lengths, max_len, next_token=greedy_next_token):
     """(B, S) -> (B, <= max_len) token ids, one step for the whole batch at once; PAD after EOS."""
     encoder_outputs, state = model.encoder(src, src_lengths)
-    attn = model.decoder.attn
-    keys = attn.W_h(encoder_outputs) if attn is not None else None  # once per batch, not per step
+    # W_h h_i once per batch, not per step, where the decoder takes them (ours does)
+    fast = model.decoder.attn is not None and "keys" in signature(model.decoder.forward).parameters
+    keys = {"keys": model.decoder.attn.W_h(encoder_outputs)} if fast else {}
     token = torch.full((src.size(0), 1), SOS_IDX, dtype=torch.long, device=src.device)
     finished = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
     out = []
     for _ in range(max_len):
         # hidden: (B, 1, H)
-        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, keys=keys)
+        hidden, state = model.decoder(token, state, encoder_outputs, src_lengths, **keys)
         token = next_token(model.generator(hidden[:, -1])).masked_fill(finished[:, None], PAD_IDX)
         out.append(token[:, 0])
         finished |= token[:, 0] == EOS_IDX
@@ -72,12 +94,12 @@ def decode_batch(model, src, src_lengths, max_len, next_token=greedy_next_token)
     return torch.stack(out, dim=1)
 
 
-def generate(model, data_iter, max_len=MAX_LEN, p=None, generator=None, batch_size=EVAL_BATCH):
+def generate(model, data_iter, max_len=CONFIG["max_len"], p=None, rng=None, batch_size=EVAL_BATCH):
     """The spelling of every word of data_iter (a Seq2SeqDataset, or a DataLoader of one), in order:
     greedy, or nucleus sampling with p. Words are decoded in batches sorted by length."""
     dataset = getattr(data_iter, "dataset", data_iter)
     next_token = (greedy_next_token if p is None
-                  else partial(nucleus_sampling, p=p, generator=generator))
+                  else partial(nucleus_sampling, p=p, rng=rng))
     device = next(model.parameters()).device
     model.eval()
     preds = [None] * len(dataset)
@@ -92,8 +114,8 @@ def generate(model, data_iter, max_len=MAX_LEN, p=None, generator=None, batch_si
 def cer_wer(preds, golds):
     """CER: Levenshtein distance over the length of the gold spellings; WER: the share of words
     not spelled exactly right."""
-    distance = sum(Levenshtein.distance(p, g) for p, g in zip(preds, golds))
-    return distance / sum(map(len, golds)), sum(p != g for p, g in zip(preds, golds)) / len(golds)
+    total = sum(int(distance(g, p)) for p, g in zip(preds, golds))
+    return total / sum(map(len, golds)), sum(p != g for p, g in zip(preds, golds)) / len(golds)
 
 
 def evaluate(predictions, gold_data_iter):
@@ -102,18 +124,18 @@ def evaluate(predictions, gold_data_iter):
     return cer_wer(predictions, ["".join(tgt) for _, tgt in pairs])
 
 
-def test(model, data_iter, max_len=MAX_LEN, p=None, generator=None, return_predictions=False):
+def test(model, data_iter, max_len=CONFIG["max_len"], p=None, rng=None, return_predictions=False):
     """(CER, WER) of the model's spellings of data_iter's words [, the spellings]."""
-    predictions = generate(model, data_iter, max_len=max_len, p=p, generator=generator)
+    predictions = generate(model, data_iter, max_len=max_len, p=p, rng=rng)
     cer, wer = evaluate(predictions, data_iter)
     return (cer, wer, predictions) if return_predictions else (cer, wer)
 
 
-def compute_wer_at_k(model, gold_data_iter, max_len=MAX_LEN, p=None, k=1, ex_to_print=10,
-                     generator=None, return_samples=False):
+def compute_wer_at_k(model, gold_data_iter, max_len=CONFIG["max_len"], p=None, k=1, ex_to_print=10,
+                     rng=None, return_samples=False):
     """The share of words that none of k samples spells right; prints words whose samples differ."""
     dataset = getattr(gold_data_iter, "dataset", gold_data_iter)
-    samples = [generate(model, dataset, max_len, p, generator) for _ in range(k)]
+    samples = [generate(model, dataset, max_len, p, rng) for _ in range(k)]
     golds = dataset.golds
     wer_at_k = sum(all(s[i] != g for s in samples) for i, g in enumerate(golds)) / len(golds)
     varied = [i for i in range(len(golds)) if len({s[i] for s in samples}) > 1]
@@ -134,7 +156,7 @@ def bootstrap_ci(errors, sizes, n_resamples=2000, seed=0):
 
 def intervals(preds, golds):
     """{"cer_ci": [lo, hi], "wer_ci": [lo, hi]}: 95 % bootstrap intervals over the test words."""
-    dist = [Levenshtein.distance(p, g) for p, g in zip(preds, golds)]
+    dist = [int(distance(g, p)) for p, g in zip(preds, golds)]
     return {"cer_ci": bootstrap_ci(dist, [len(g) for g in golds]),
             "wer_ci": bootstrap_ci([p != g for p, g in zip(preds, golds)], [1] * len(golds))}
 
@@ -157,24 +179,28 @@ def train_epoch(model, batches, dataset, optimizer, criterion, progress=False):
     return (total / len(batches)).item()
 
 
-def train(data, model, lr, n_epochs, checkpoint_name, max_len=MAX_LEN, batch_size=64, seed=42,
-          select_on="cer", lr_schedule="none", batches=None, meta=None, progress=False, log=print):
+def train(data, model, lr, n_epochs, checkpoint_name, max_len=CONFIG["max_len"],
+          batch_size=CONFIG["batch_size"], seed=CONFIG["seed"],
+          select_on="cer", lr_schedule="none", batches=None, meta=None, progress=False, log=print,
+          record=None):
     """Train with Adam on data[0], validate greedily on data[1] after every epoch, and save the
     epoch with the lowest validation CER (select_on="wer": WER, then CER) to checkpoint_name, with
     meta (config, vocabularies). A non-finite loss or weight stops the run as "diverged".
-    batches(dataset, batch_size, generator) -> index batches: one shuffle a epoch by default."""
-    train_set, val_set = data[:2]
+    batches(dataset, batch_size, rng) -> index batches: one shuffle a epoch by default.
+    Returns (the lowest validation CER, every epoch's), as the skeleton's train; record, a dict,
+    receives the run's status, history and best epoch."""
+    train_set, val_set = (getattr(d, "dataset", d) for d in data[:2])  # datasets, or loaders
     criterion = nn.CrossEntropyLoss(ignore_index=PAD_IDX)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_epochs) \
         if lr_schedule == "cosine" else None
-    generator = torch.Generator().manual_seed(seed)
-    batches = batches or (lambda dataset, size, gen: dataset.batches(size, generator=gen))
+    rng = torch.Generator().manual_seed(seed)
+    batches = batches or (lambda dataset, size, rng: dataset.batches(size, rng=rng))
     history = {"epoch": [], "train_loss": [], "val_cer": [], "val_wer": [], "seconds": []}
     best, status = {"score": [math.inf], "epoch": 0, "val_cer": None, "val_wer": None}, "completed"
     for epoch in range(1, n_epochs + 1):
         t0 = time.time()
-        loss = train_epoch(model, batches(train_set, batch_size, generator), train_set, optimizer,
+        loss = train_epoch(model, batches(train_set, batch_size, rng), train_set, optimizer,
                            criterion, progress)
         if not math.isfinite(loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
             status = "diverged"
@@ -197,9 +223,31 @@ def train(data, model, lr, n_epochs, checkpoint_name, max_len=MAX_LEN, batch_siz
             atomic_write(checkpoint_name, lambda f: torch.save(state, f))
         log(f"epoch {epoch:2d}/{n_epochs} | train loss {loss:.4f} | val CER {val_cer:.4f} | "
             f"val WER {val_wer:.4f} | {row['seconds']:.1f} s{mark}")
-    return {"status": status, "history": history, "best_epoch": best["epoch"],
-            "best_val_cer": best["val_cer"], "best_val_wer": best["val_wer"],
-            "wall_seconds": round(sum(history["seconds"]), 1)}
+    (record if record is not None else {}).update(
+        status=status, history=history, best_epoch=best["epoch"], best_val_cer=best["val_cer"],
+        best_val_wer=best["val_wer"], wall_seconds=round(sum(history["seconds"]), 1))
+    return min(history["val_cer"], default=math.inf), history["val_cer"]
+
+
+def build_model(config, src_vocab_size, tgt_vocab_size, decoder_class=Decoder):
+    """The Seq2Seq model of a config dict (use_attn, hidden_size, dropout), built as the skeleton's
+    main builds it; beyond/'s options (enc_layers, dropout_site) are passed where the config has
+    them, so that any skeleton-shaped models.py builds the assignment's model."""
+    hidden, dropout = config["hidden_size"], config["dropout"]
+    encoder = Encoder(src_vocab_size, hidden, PAD_IDX, dropout,
+                      **{"num_layers": config[k] for k in ["enc_layers"] if k in config})
+    attn = BahdanauAttention(hidden) if config["use_attn"] else None
+    decoder = decoder_class(hidden, tgt_vocab_size, attn, PAD_IDX, dropout,
+                            **{k: config[k] for k in ["dropout_site"] if k in config})
+    return Seq2Seq(encoder, decoder)
+
+
+def read_corpus(data_dir, splits, fallback=False):
+    """data.load_corpus, a malformed file a one-line InputError."""
+    try:
+        return load_corpus(data_dir, splits, fallback=fallback)
+    except DataError as e:
+        raise InputError(str(e)) from None
 
 
 def train_run(config, corpus, checkpoint_name, device, decoder_class=Decoder, batches=None,
@@ -215,10 +263,11 @@ def train_run(config, corpus, checkpoint_name, device, decoder_class=Decoder, ba
         f"{len(tgt_vocab)} characters; device {device}, {threads} CPU thread(s)")
     meta = {"kind": KIND, "config": config, "src_vocab": src_vocab.symbols,
             "tgt_vocab": tgt_vocab.symbols}
-    fit = train((sets["train"], sets["valid"]), model, config["lr"], config["n_epochs"],
-                checkpoint_name, config["max_len"], config["batch_size"], config["seed"],
-                config.get("select_on", "cer"), config.get("lr_schedule", "none"), batches, meta,
-                progress, log)
+    fit = {}
+    train((sets["train"], sets["valid"]), model, config["lr"], config["n_epochs"], checkpoint_name,
+          config["max_len"], config["batch_size"], config["seed"], batches=batches, meta=meta,
+          progress=progress, log=log, record=fit,
+          **{k: config[k] for k in ["select_on", "lr_schedule"] if k in config})
     return {"checkpoint": checkpoint_name, "config": config, **fit, "device": str(device),
             "num_threads": threads, "torch": torch.__version__}
 
@@ -265,14 +314,14 @@ def config_of(args, **extra):
     """What determines a trained model: the checkpoint and the record hold it."""
     return {"use_attn": args.use_attn, "hidden_size": args.hidden_size, "dropout": args.dropout,
             "lr": args.lr, "n_epochs": args.n_epochs, "batch_size": args.batch_size,
-            "seed": args.seed, "max_len": args.max_len or MAX_LEN, "num_threads": args.num_threads,
-            "data": args.data_dir, **extra}
+            "seed": args.seed, "max_len": args.max_len or CONFIG["max_len"],
+            "num_threads": args.num_threads, "data": args.data_dir, **extra}
 
 
 def train_mode(args, device, extra=None, **options):
     """Train, then write the record and the validation-CER figure. extra: config fields beyond the
     assignment's, and options (decoder_class, batches) the train_run arguments they need."""
-    corpus, source = load_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)
+    corpus, source = read_corpus(args.data_dir, ("train", "valid"), fallback=args.data_fallback)
     config = config_of(args, **(extra or {}), data=source)
     record = train_run(config, corpus, args.checkpoint_name, device, progress=sys.stderr.isatty(),
                        log=lambda line: print(line, flush=True), **options)
@@ -293,17 +342,17 @@ def train_mode(args, device, extra=None, **options):
 def test_mode(args, device):
     model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args.checkpoint_name, device)
     config = ckpt["config"]
-    corpus, now = load_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
+    corpus, now = read_corpus(args.data_dir, ("test",), fallback=args.data_fallback)
     if config.get("data", now) != now:
         print(f"warning: {args.checkpoint_name} was trained on {config['data']}; its scores on "
               f"{now} are not comparable", file=sys.stderr)
     test_set = Seq2SeqDataset(corpus["test"], src_vocab, tgt_vocab)
     max_len = args.max_len or config["max_len"]
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    rng = torch.Generator(device=device).manual_seed(args.seed)
     print(f"{args.checkpoint_name}: attention {config['use_attn']}, epoch {ckpt['epoch']}, "
           f"val CER {ckpt['val_cer']:.4f}")
     t0 = time.time()
-    cer, wer, preds = test(model, test_set, max_len, args.topp, generator, return_predictions=True)
+    cer, wer, preds = test(model, test_set, max_len, args.topp, rng, return_predictions=True)
     print(f"Test CER: {cer:.4f}, Test WER: {wer:.4f}")
     result = {"checkpoint": args.checkpoint_name, "config": config, "best_epoch": ckpt["epoch"],
               "decoding": "greedy" if args.topp is None else f"topp{args.topp:g}",
@@ -314,7 +363,7 @@ def test_mode(args, device):
                 for (p, _), g, pred in zip(test_set.pairs, test_set.golds, preds)]
     if args.topp is not None:
         result["wer_at_k"], samples = compute_wer_at_k(model, test_set, max_len, args.topp, args.k,
-                                                       generator=generator, return_samples=True)
+                                                       rng=rng, return_samples=True)
         result["n_varied"] = sum(len(set(s)) > 1 for s in zip(*samples))
         print(f"Test WER@{args.k}: {result['wer_at_k']:.4f}")
         for ex, s in zip(examples, zip(*samples)):
@@ -329,15 +378,18 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     positive = in_range(int, 1)
     p.add_argument("mode", choices=["train", "test"], help="train a model, or test a checkpoint")
-    p.add_argument("--lr", type=in_range(float, 0, low_open=True), default=0.003,
+    p.add_argument("--lr", type=in_range(float, 0, low_open=True), default=CONFIG["lr"],
                    help="Adam's learning rate")
-    p.add_argument("--dropout", type=in_range(float, 0, 1, high_open=True), default=0.3,
+    p.add_argument("--dropout", type=in_range(float, 0, 1, high_open=True),
+                   default=CONFIG["dropout"],
                    help="dropout on the embeddings and on the LSTMs' outputs")
-    p.add_argument("--n_epochs", type=positive, default=20, help="training epochs")
-    p.add_argument("--batch_size", type=positive, default=64, help="training batch size")
-    p.add_argument("--hidden_size", type=in_range(int, 2), default=128,
+    p.add_argument("--n_epochs", type=positive, default=CONFIG["n_epochs"], help="training epochs")
+    p.add_argument("--batch_size", type=positive, default=CONFIG["batch_size"],
+                   help="training batch size")
+    p.add_argument("--hidden_size", type=in_range(int, 2), default=CONFIG["hidden_size"],
                    help="hidden size H, even (H/2 per encoder direction)")
-    p.add_argument("--seed", type=int, default=42, help="one seed for everything, sampling too")
+    p.add_argument("--seed", type=int, default=CONFIG["seed"],
+                   help="one seed for everything, sampling too")
     p.add_argument("--use_attn", action="store_true", help="Bahdanau attention (test: attn.pt)")
     p.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: "
                    "data/, or a loud ISLEX-based fallback when data/train.tsv is missing)")
@@ -347,9 +399,9 @@ def parse_args(argv=None):
                    help="test: nucleus sampling with this p in (0, 1] (default: greedy decoding)")
     p.add_argument("--k", type=positive, default=3, help="test: samples per word for WER@k")
     p.add_argument("--max_len", type=positive, default=None,
-                   help="longest spelling decoded (default: 50 in training, the checkpoint's "
-                   "in test)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (cuda if any)")
+                   help=f"longest spelling decoded (default: {CONFIG['max_len']} in training, the "
+                   "checkpoint's in test)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps, or auto (cuda if any)")
     p.add_argument("--num_threads", type=in_range(int, 0), default=1,
                    help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
     p.add_argument("--out_dir", default="runs/q3", help="where the JSON records and figures go")

@@ -13,6 +13,7 @@ import torch
 
 INTEL_PATH = "data/intel_landscapes.v2.npz"
 CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
+IMAGE_SIDE = 48  # the images are IMAGE_SIDE x IMAGE_SIDE x 3, colours last
 SPLITS = {"train": "train", "dev": "val", "test": "test"}  # our split name -> the npz key prefix
 
 
@@ -49,9 +50,9 @@ def read_npz(data_path):
             if k not in arrays:
                 raise InputError(f"{data_path}: missing key '{k}'")
         x, y = arrays[f"{key}_images"], arrays[f"{key}_labels"].reshape(-1)
-        if x.ndim != 4 or x.shape[1:] != (48, 48, 3) or len(x) == 0:
+        if x.ndim != 4 or x.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 3) or len(x) == 0:
             raise InputError(f"{data_path}: key '{key}_images' has shape {x.shape}, "
-                             "expected (N,48,48,3) with N > 0")
+                             f"expected (N,{IMAGE_SIDE},{IMAGE_SIDE},3) with N > 0")
         if x.dtype != np.uint8 or y.dtype.kind not in "iu" or len(y) != len(x):
             raise InputError(f"{data_path}: '{key}_images' must be uint8 and '{key}_labels' N "
                              f"integers, found {x.dtype} and {len(y)} {y.dtype}")
@@ -132,8 +133,10 @@ def get_device(name="auto", flag="--device"):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise InputError(f"{flag} {name!r}: expected cpu, cuda, cuda:N or auto") from None
-    if device.type != "cpu" and (device.type != "cuda" or not torch.cuda.is_available()):
+        raise InputError(f"{flag} {name!r}: expected cpu, cuda, cuda:N, mps or auto") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
         raise InputError(f"{flag} {name}: not available here (use cpu or auto)")
     return device
 

@@ -10,7 +10,7 @@ import time
 
 from beyond import decoding, diagnostics, q3
 from beyond.train import load_checkpoint
-from data import Seq2SeqDataset, load_corpus
+from data import Seq2SeqDataset
 from utils import InputError, in_range, run, save_json
 
 positive = in_range(int, 1)
@@ -58,7 +58,7 @@ def main(argv=None):
     p.add_argument("--out_dir", default="runs/q3", help="where the records and figures go")
     args = p.parse_args(argv)
     model, src_vocab, tgt_vocab, ckpt = load_checkpoint(args.checkpoint_name, q3.get_device("cpu"))
-    test_set = Seq2SeqDataset(load_corpus(args.data_dir, ("test",))[0]["test"], src_vocab,
+    test_set = Seq2SeqDataset(q3.read_corpus(args.data_dir, ("test",))[0]["test"], src_vocab,
                               tgt_vocab)
     if args.plot_attn and not ckpt["config"]["use_attn"]:
         raise InputError(f"--plot_attn: {args.checkpoint_name} has no attention")

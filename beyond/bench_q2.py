@@ -14,10 +14,10 @@ from beyond import q2
 from utils import configure_seed, get_device, save_json
 
 
-def dataloader_epoch(model, X, y, optimizer, batch_size, generator):
+def dataloader_epoch(model, X, y, optimizer, batch_size, rng):
     """The plain loop: DataLoader over a TensorDataset, one sample at a time."""
     model.train()
-    for xb, yb in DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=generator):
+    for xb, yb in DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=rng):
         optimizer.zero_grad()
         F.nll_loss(model(xb), yb).backward()
         optimizer.step()

@@ -15,7 +15,6 @@ import torch.nn as nn
 import data
 from beyond import decoding, q3
 from beyond.train import bucketed, load_checkpoint
-from models import build_model
 from utils import configure_seed, save_json
 
 
@@ -37,7 +36,7 @@ def reference_train_epoch(model, batches, dataset, optimizer, criterion):
 
 
 @torch.no_grad()
-def reference_generate(model, dataset, max_len=q3.MAX_LEN):
+def reference_generate(model, dataset, max_len=q3.CONFIG["max_len"]):
     """Greedy decoding one word at a time."""
     model.eval()
     preds = []
@@ -66,16 +65,17 @@ def time_epochs(pool, sets, decoder_model, repeats):
     the model trained. pool: the --bucket of our loop (0: off), or None for the reference."""
     train_set, valid_set = sets
     configure_seed(0)
-    model = build_model({"use_attn": True, "hidden_size": 128, "dropout": 0.3},
-                        len(train_set.src_vocab), len(train_set.tgt_vocab))
+    model = q3.build_model({**q3.CONFIG, "use_attn": True}, len(train_set.src_vocab),
+                           len(train_set.tgt_vocab))
     decoder_model = decoder_model or model
-    optimizer, criterion = torch.optim.Adam(model.parameters(), lr=0.003), nn.CrossEntropyLoss(
-        ignore_index=data.PAD_IDX)
+    optimizer = torch.optim.Adam(model.parameters(), lr=q3.CONFIG["lr"])
+    criterion = nn.CrossEntropyLoss(ignore_index=data.PAD_IDX)
     best = {"train": float("inf"), "decode": float("inf")}
+    size = q3.CONFIG["batch_size"]
     for r in range(repeats):
-        gen = torch.Generator().manual_seed(r)
-        batches = (bucketed(pool)(train_set, 64, gen) if pool
-                   else train_set.batches(64, generator=gen))
+        rng = torch.Generator().manual_seed(r)
+        batches = (bucketed(pool)(train_set, size, rng) if pool
+                   else train_set.batches(size, rng=rng))
         if pool is None:
             train = lambda: reference_train_epoch(model, batches, train_set, optimizer, criterion)
             decode = lambda: reference_generate(decoder_model, valid_set)
@@ -100,7 +100,7 @@ def main(argv=None):
     p.add_argument("--out", default="runs/bench/bench_q3.json", help="where the timings go")
     args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
-    corpus, source = data.load_corpus(args.data_dir, ("train", "valid"), fallback=True)
+    corpus, source = q3.read_corpus(args.data_dir, ("train", "valid"), fallback=True)
     _, _, sets = data.build_datasets(corpus, ("train", "valid"))
     trained = None
     if args.checkpoint:  # its vocabularies must be those of the data
@@ -117,7 +117,7 @@ def main(argv=None):
                for name in list(pools)[:-1]}
     model = (trained or model).eval()
     beams = {str(k): seconds(lambda: decoding.beam_search_dataset(
-        model, sets["valid"], 500, q3.MAX_LEN, beam_size=k)) / len(sets["valid"]) * 1000
+        model, sets["valid"], 500, q3.CONFIG["max_len"], beam_size=k)) / len(sets["valid"]) * 1000
         for k in args.beam_sizes}
     print("epoch against the reference: " + ", ".join(f"{n} x{r['epoch']:.2f}"
                                                       for n, r in speedup.items()))

@@ -18,7 +18,7 @@ import torch
 
 from beyond import decoding, diagnostics, load_json, q3
 from beyond.train import EXTRAS, load_checkpoint, options
-from data import Seq2SeqDataset, islex_entries, load_corpus
+from data import SPLITS, Seq2SeqDataset, islex_entries
 from utils import InputError, in_range, run, save_json, set_threads
 
 
@@ -153,7 +153,7 @@ def evaluate(models, dataset, beam, penalty, lexicon=None):
     """Scores and predictions of one model or an ensemble (beam 1 = greedy); with lexicon, each
     word's best hypothesis that is in it."""
     out = decoding.evaluate(models if len(models) > 1 else models[0], dataset, q3.EVAL_BATCH,
-                            q3.MAX_LEN, beam, penalty, lexicon)
+                            q3.CONFIG["max_len"], beam, penalty, lexicon)
     return {"cer": out["cer"], "wer": out["wer"]}, out["preds"]
 
 
@@ -219,7 +219,7 @@ def n_params(model):
 def check_inputs(data_dir, assignment_json):
     """Every input of the study, before any training: the corpus, the assignment's greedy test
     result on the same test words, the ISLEX word list: (corpus, assignment preds, words)."""
-    corpus, _ = load_corpus(data_dir)
+    corpus, _ = q3.read_corpus(data_dir, SPLITS)
     examples = load_json(assignment_json, "examples")["examples"]
     if [ex.get("gold") for ex in examples] != [w for _, w in corpus["test"]]:
         raise InputError(f"{assignment_json}: its test words are not those of {data_dir}/test.tsv")

@@ -8,22 +8,34 @@ length bucketing. The study uses them; so does the report's dropout-site ablatio
 Every other flag is hw2-q3.py's; records and figures go where hw2-q3.py train puts them.
 """
 import argparse
+from inspect import signature
 
 import torch
 
 from beyond import q3
-from models import Decoder, reshape_state
+from models import Decoder, Encoder, reshape_state
 from utils import in_range, run
 
+
+def default(function, name):
+    """The default of a parameter, written once where it acts."""
+    return signature(function).parameters[name].default
+
+
 EXTRAS = {  # field -> (default, argparse keywords): the options, written once
-    "dropout_site": ("lstm", {"choices": ["lstm", "output"], "help": "the decoder's second "
-                              "dropout before the attention (the assignment's reading) or after"}),
-    "enc_layers": (1, {"type": in_range(int, 1), "help": "encoder BiLSTM layers"}),
+    "dropout_site": (default(Decoder, "dropout_site"), {
+        "choices": ["lstm", "output"],
+        "help": "the decoder's second dropout before the attention (the assignment's reading) or "
+                "after"}),
+    "enc_layers": (default(Encoder, "num_layers"), {"type": in_range(int, 1),
+                                                    "help": "encoder BiLSTM layers"}),
     "input_feed": (False, {"action": "store_true", "help": "feed the previous attentional state "
                            "to the decoder's LSTM (Luong et al. 2015); needs --use_attn"}),
-    "lr_schedule": ("none", {"choices": ["none", "cosine"], "help": "learning-rate schedule"}),
-    "select_on": ("cer", {"choices": ["cer", "wer"], "help": "keep the epoch of the lowest "
-                          "validation CER, or WER (ties: CER)"}),
+    "lr_schedule": (default(q3.train, "lr_schedule"), {"choices": ["none", "cosine"],
+                                                       "help": "learning-rate schedule"}),
+    "select_on": (default(q3.train, "select_on"), {
+        "choices": ["cer", "wer"],
+        "help": "keep the epoch of the lowest validation CER, or WER (ties: CER)"}),
     "bucket": (0, {"type": in_range(int, 0), "help": "sort the words by source length within "
                    "pools of this many batches (0: off): less padding, other batches and numbers"}),
 }
@@ -34,9 +46,8 @@ class InputFeedDecoder(Decoder):
     beside the embedding, so the LSTM runs one step at a time. Its state is (h, c, s~), each
     (1, B, H)."""
 
-    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout,
-                 dropout_site="lstm"):
-        super().__init__(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, dropout_site,
+    def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, **options):
+        super().__init__(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, **options,
                          input_size=2 * hidden_size)
 
     def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None,
@@ -64,11 +75,11 @@ class InputFeedDecoder(Decoder):
 def bucketed(pool):
     """Batches of words of about one source length: the shuffled words sorted by source length
     within pools of `pool` batches, cut into batches, and the batches shuffled."""
-    def batches(dataset, batch_size, generator):
-        order, chunks = torch.randperm(len(dataset), generator=generator), []
+    def batches(dataset, batch_size, rng):
+        order, chunks = torch.randperm(len(dataset), generator=rng), []
         for part in order.split(batch_size * pool):
             chunks += part[torch.argsort(dataset.src_lengths[part], stable=True)].split(batch_size)
-        return [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+        return [chunks[i] for i in torch.randperm(len(chunks), generator=rng).tolist()]
     return batches
 
 

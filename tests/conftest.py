@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "report"))  # report/build.py
 import data  # noqa: E402
 from beyond import q2, q3  # noqa: E402,F401  (hw2-q2.py and hw2-q3.py as modules)
 from beyond.train import InputFeedDecoder  # noqa: E402
-from models import BahdanauAttention, Decoder, Encoder, Seq2Seq, build_model  # noqa: E402
+from models import BahdanauAttention, Decoder, Encoder, Seq2Seq  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -87,9 +87,9 @@ def tiny_config(**fields):
 
 
 def random_model(use_attn=True, input_feed=False, seed=0, V_src=12, V_tgt=10, H=16):
-    """An untrained model of our build_model (with input_feed, beyond's decoder), in eval mode."""
+    """An untrained model of hw2-q3's build_model (with input_feed, beyond's decoder), in eval mode."""
     torch.manual_seed(seed)
-    return build_model({"use_attn": use_attn, "hidden_size": H, "dropout": 0.0}, V_src, V_tgt,
+    return q3.build_model({"use_attn": use_attn, "hidden_size": H, "dropout": 0.0}, V_src, V_tgt,
                        decoder_class=InputFeedDecoder if input_feed else Decoder).eval()
 
 
@@ -170,16 +170,6 @@ def dropped(before, after, p):
     """after is before with some non-zero entries zeroed and every other one scaled by 1 / (1 - p)."""
     kept = after != 0
     return bool((before[~kept] != 0).any()) and torch.allclose(after[kept], before[kept] / (1 - p))
-
-
-def edit_distance(a, b):
-    """Levenshtein distance by the textbook dynamic programme: the oracle the scores are checked with."""
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 # ---- the scripts ---------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ import copy
 import json
 import os
 
+import Levenshtein
 import pytest
 import torch
 
 import beyond.study as study
 from beyond import compare as compare_mod, decoding, diagnostics
 from beyond.train import bucketed
-from conftest import (A_ID as A, BIGRAM, PAIRS, ROOT, WORDS, Bigram, call_main, edit_distance, q3,
+from conftest import (A_ID as A, BIGRAM, PAIRS, ROOT, WORDS, Bigram, call_main, q3,
                       random_batch,
                       random_model,
                       run_script, teacher_forced_log_prob, tiny_config, vocabularies, write_corpus)
@@ -212,7 +213,7 @@ def test_evaluate_scores_the_predictions_it_returns():
     beams = decoding.evaluate(model, dataset, batch_size=4, max_len=5, beam_size=2)
     assert beams["preds"] == [nbest[0][0] for nbest in beams["nbest"]]
     preds, golds = beams["preds"], dataset.golds
-    assert beams["cer"] == pytest.approx(sum(map(edit_distance, preds, golds)) / 6)  # 3 + 3 gold letters
+    assert beams["cer"] == pytest.approx(sum(map(Levenshtein.distance, preds, golds)) / 6)  # 3 + 3 gold letters
     assert beams["wer"] == sum(p != g for p, g in zip(preds, golds)) / 2
 
 
@@ -284,7 +285,7 @@ def test_bucketed_batches_cover_every_word_once_each_of_about_one_length():
     assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))  # consecutive in length
     padding = lambda batches: sum(int(dataset.src_lengths[b].max()) * len(b) - int(dataset.src_lengths[b].sum())  # noqa: E731
                                   for b in batches)
-    assert padding(one_pool) < padding(dataset.batches(4, generator=torch.Generator().manual_seed(1)))
+    assert padding(one_pool) < padding(dataset.batches(4, rng=torch.Generator().manual_seed(1)))
     again = bucketed(100)(dataset, 4, torch.Generator().manual_seed(1))
     assert all(torch.equal(a, b) for a, b in zip(one_pool, again, strict=True))
 

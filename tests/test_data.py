@@ -2,9 +2,9 @@
 beside our models.py; our own scripts' richer functions agree with them. (Malformed files: the bad-input table.)
 
 Mistakes tried (python tests/mutants.py), each caught by the test named:
-- data.py: `order = torch.randperm(len(self), generator=generator)` -> `order = torch.randperm(len(self))` | test_the_default_batches_are_one_shuffle_split_in_order
-- data.py: `self.tgt_vocab.encode(w) + [EOS_IDX] for _, w in pairs]` -> `self.tgt_vocab.encode(w) for _, w in pairs]` | test_the_course_dataset_reads_characters_and_skips_long_pairs
-- data.py: `(len(src) <= max_length and len(tgt) <= max_length)` -> `(len(src) < max_length and len(tgt) < max_length)` | test_the_course_dataset_reads_characters_and_skips_long_pairs
+- data.py: `order = torch.randperm(len(self), generator=rng)` -> `order = torch.randperm(len(self))` | test_the_default_batches_are_one_shuffle_split_in_order
+- data.py: `self.tgt_vocab.encode(w) + [EOS_IDX] for _, w in self.pairs]` -> `self.tgt_vocab.encode(w) for _, w in self.pairs]` | test_the_course_dataset_reads_characters_and_skips_long_pairs
+- data.py: `(len(src_toks) > max_length or len(tgt_toks) > max_length)` -> `(len(src_toks) >= max_length or len(tgt_toks) >= max_length)` | test_the_course_dataset_reads_characters_and_skips_long_pairs
 - data.py: `ids = ids[:ids.index(EOS_IDX)] if EOS_IDX in ids else ids` -> `ids = ids` | test_unknown_symbols_encode_as_unk_and_decoding_stops_at_eos
 - data.py: `self.word2index.get(s, UNK_IDX)` -> `self.word2index.get(s, PAD_IDX)` | test_unknown_symbols_encode_as_unk_and_decoding_stops_at_eos
 """
@@ -96,9 +96,9 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_not_part_of_the_words(tmp_path
 
 
 def test_the_default_batches_are_one_shuffle_split_in_order():
-    """What the committed runs were trained on: the generator's permutation of the words (torch's
+    """What the committed runs were trained on: the random generator's permutation of the words (torch's
     randperm, seed 1, written out), cut into batches in its order."""
-    got = Seq2SeqDataset(PAIRS * 3).batches(4, generator=torch.Generator().manual_seed(1))
+    got = Seq2SeqDataset(PAIRS * 3).batches(4, rng=torch.Generator().manual_seed(1))
     assert [b.tolist() for b in got] == [[13, 25, 34, 14], [35, 18, 17, 26], [15, 5, 24, 4], [16, 30, 19, 27],
                                          [9, 6, 20, 23], [2, 10, 7, 28], [8, 32, 0, 11], [33, 12, 1, 22],
                                          [21, 3, 31, 29]]

@@ -19,14 +19,17 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 - hw2-q2.py: `optimizer.zero_grad(set_to_none=True)` -> `None` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
 - hw2-q2.py: `    optimizer.step()\n` -> `` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
 - hw2-q2.py: `return loss.item()` -> `return loss` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
-- hw2-q2.py: `    model.eval()\n    return torch.cat` -> `    return torch.cat` | test_predict_and_evaluate_read_the_model_in_eval_mode
-- hw2-q2.py: `.argmax(-1) for i in range` -> `.argmax(0) for i in range` | test_predict_and_evaluate_read_the_model_in_eval_mode
-- hw2-q2.py: `model(X[i:i + batch_size]).argmax` -> `model(X[i:batch_size]).argmax` | test_predict_and_evaluate_read_the_model_in_eval_mode
-- hw2-q2.py: `== y).float().mean().item()` -> `== y).float().sum().item()` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `    model.eval()  # ours: predictions` -> `    # ours: predictions` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `scores.argmax(dim=-1)` -> `scores.argmax(dim=0)` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `model(X[i:i + batch_size]) for i` -> `model(X[i:batch_size]) for i` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `n_correct = (y == y_hat).sum().item()` -> `n_correct = (y != y_hat).sum().item()` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `loss = criterion(scores, y) if criterion` -> `loss = criterion(scores, y_hat) if criterion` | test_predict_and_evaluate_read_the_model_in_eval_mode
+- hw2-q2.py: `x.reshape(x.shape[0], self.image_size, self.image_size, 3).permute(0, 3, 1, 2)` -> `x.reshape(x.shape[0], 3, self.image_size, self.image_size)` | test_flat_course_vectors_are_read_channel_last
 - hw2-q2.py: `for p in model.parameters() if p.requires_grad)` -> `for p in model.parameters())` | test_get_number_trainable_params_counts_trainable_parameters_only
 - hw2-q2.py: `if len(idx) > 1 or one_is_enough:` -> `if True:` | test_a_last_batch_of_one_image_is_left_out_with_batch_norm
 - hw2-q2.py: `or row["val_acc"] > best["val_acc"]:` -> `or True:` | test_the_model_ends_with_the_weights_of_its_best_validation_epoch
 """
+import inspect
 import json
 import math
 
@@ -36,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import dropped, intel_npz, q2, run_script
+from utils import CLASSES, IMAGE_SIDE
 
 
 def test_parameter_counts_match_the_assignment_networks():
@@ -153,12 +157,33 @@ class FirstPixel(nn.Module):
 
 
 def test_predict_and_evaluate_read_the_model_in_eval_mode():
+    """The skeleton's contracts: predict gives (labels, scores) or labels; evaluate (accuracy, loss).
+    Six of seven right; the loss is log(1 + 5 e^-10) for a right image and log(e^10 + 5) for the
+    wrong one."""
     X = torch.zeros(7, 3, 2, 2)
     X[:, 0, 0, 0] = torch.tensor([0, 1, 2, 3, 4, 5, 0.0])
     model = FirstPixel().train()
     torch.manual_seed(0)
-    assert q2.predict(model, X, batch_size=3).tolist() == [0, 1, 2, 3, 4, 5, 0]
-    assert q2.evaluate(model.train(), X, torch.tensor([0, 1, 2, 3, 4, 5, 1])) == pytest.approx(6 / 7)
+    labels, scores = q2.predict(model, X, batch_size=3)
+    assert labels.tolist() == [0, 1, 2, 3, 4, 5, 0] and scores.shape == (7, 6)
+    assert q2.predict(model, X, return_scores=False).tolist() == labels.tolist()
+    acc, loss = q2.evaluate(model.train(), X, torch.tensor([0, 1, 2, 3, 4, 5, 1]), nn.NLLLoss())
+    assert acc == 6 / 7 and loss.item() == pytest.approx(
+        (6 * math.log(1 + 5 * math.exp(-10)) + math.log(math.exp(10) + 5)) / 7)
+    assert q2.evaluate(model, X, torch.tensor([0, 1, 2, 3, 4, 5, 1]))[1] is None
+
+
+def test_the_networks_defaults_are_the_data_s_classes_and_image_side():
+    defaults = inspect.signature(q2.CNN).parameters
+    assert (defaults["n_classes"].default, defaults["image_size"].default) == (len(CLASSES), IMAGE_SIDE)
+
+
+def test_flat_course_vectors_are_read_channel_last():
+    """What the course's load_dataset gives, (N, 48 * 48 * 3) with the colours last, is the same images
+    as our (N, 3, 48, 48)."""
+    images = torch.randint(0, 256, (2, 48, 48, 3)).float() / 256
+    model = q2.CNN(0.1, batch_norm=True).eval()
+    torch.testing.assert_close(model(images.reshape(2, -1)), model(images.permute(0, 3, 1, 2)))
 
 
 def test_get_number_trainable_params_counts_trainable_parameters_only():
@@ -210,7 +235,7 @@ def test_the_model_ends_with_the_weights_of_its_best_validation_epoch():
     assert out["status"] == "completed" and len(out["history"]["val_acc_reestimated_bn"]) == 4
     assert out["best_val_acc"] == max(out["history"]["val_acc"]) > out["history"]["val_acc"][-1]  # a worse last epoch
     assert out["best_epoch"] == out["history"]["val_acc"].index(out["best_val_acc"]) + 1
-    assert round(q2.evaluate(model, *data["dev"]), 6) == out["best_val_acc"]  # recorded to 6 places
+    assert round(q2.evaluate(model, *data["dev"])[0], 6) == out["best_val_acc"]  # recorded to 6 places
 
 
 def test_a_non_finite_loss_stops_the_run_as_diverged():

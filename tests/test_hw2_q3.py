@@ -20,21 +20,24 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 - hw2-q3.py: `descending=True, stable=True` -> `descending=False, stable=True` | test_nucleus_samples_come_from_the_smallest_top_set_reaching_p
 - hw2-q3.py: `probs * torch.zeros_like(keep).scatter(-1, order, keep)` -> `probs * keep` | test_nucleus_samples_come_from_the_smallest_top_set_reaching_p
 - hw2-q3.py: `probs = torch.softmax(logits.double(), dim=-1)` -> `probs = torch.softmax(logits.double(), dim=0)` | test_nucleus_sampling_follows_the_renormalised_distribution
-- hw2-q3.py: `return distance / sum(map(len, golds))` -> `return distance / sum(map(len, preds))` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `m[x - 1, y - 1] + dg` -> `m[x - 1, y - 1] + 1` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `return total / sum(map(len, golds))` -> `return total / sum(map(len, preds))` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
 - hw2-q3.py: `sum(p != g for p, g in zip(preds, golds)) / len(golds)` -> `sum(p == g for p, g in zip(preds, golds)) / len(golds)` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
 - hw2-q3.py: `for _, tgt in pairs])` -> `for tgt, _ in pairs])` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
 - hw2-q3.py: `else (cer, wer)` -> `else (wer, cer)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
-- hw2-q3.py: `max_len=max_len, p=p, generator=generator)` -> `max_len=max_len, generator=generator)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
+- hw2-q3.py: `max_len=max_len, p=p, rng=rng)` -> `max_len=max_len, rng=rng)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
 - hw2-q3.py: `all(s[i] != g for s in samples)` -> `any(s[i] != g for s in samples)` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
 - hw2-q3.py: `for _ in range(k)]` -> `for _ in range(1)]` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
 """
 import copy
 import json
 
+import Levenshtein
+
 import pytest
 import torch
 
-from conftest import (PAIRS, call_main, course_model, edit_distance, q3, random_batch, run_script,
+from conftest import (PAIRS, call_main, course_model, q3, random_batch, run_script,
                       teacher_forced_log_prob, tiny_config, tiny_train, vocabularies, write_corpus)
 from data import EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset
 from models import reshape_state
@@ -148,7 +151,7 @@ def test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wron
 def test_test_scores_the_spellings_that_generate_gives_with_its_p(monkeypatch):
     calls = []
 
-    def generate(model, data_iter, max_len, p, generator):
+    def generate(model, data_iter, max_len, p, rng):
         calls.append(p)
         return ["c", "horses", "dog"]
     monkeypatch.setattr(q3, "generate", generate)
@@ -177,8 +180,10 @@ def test_the_training_loss_is_the_mean_over_the_real_target_tokens(tmp_path):
     assert dataset.batch(torch.tensor([0, 1]))[2][0, -2:].tolist() == [PAD_IDX, PAD_IDX]
     torch.manual_seed(0)
     model = q3.build_model(tiny_config(dropout=0.0), len(src_vocab), len(tgt_vocab))
-    out = q3.train((dataset, dataset), model, 0.0, 1, str(tmp_path / "m.pt"), batch_size=2,
-                   log=lambda line: None)
+    out = {}
+    lowest, cers = q3.train((dataset, dataset), model, 0.0, 1, str(tmp_path / "m.pt"), batch_size=2,
+                            log=lambda line: None, record=out)
+    assert cers == out["history"]["val_cer"] and lowest == cers[0]  # the skeleton's return
     log_p = [teacher_forced_log_prob(model, src, tgt[1:].tolist()) for src, tgt in (dataset[0], dataset[1])]
     assert out["history"]["train_loss"][0] == pytest.approx(-sum(log_p) / 10, abs=2e-6)
 
@@ -241,13 +246,14 @@ def test_a_run_whose_loss_is_not_finite_stops_as_diverged_and_keeps_its_best_epo
     model = q3.build_model(tiny_config(), len(src_vocab), len(tgt_vocab))
     calls = []
 
-    def poisoned(d, size, generator):  # the second epoch starts with a NaN weight
+    def poisoned(d, size, rng):  # the second epoch starts with a NaN weight
         calls.append(1)
         if len(calls) == 2:
             model.decoder.embedding.weight.data[4] = float("nan")
-        return d.batches(size, generator=generator)
-    out = q3.train((dataset, dataset), model, 0.01, 3, str(tmp_path / "m.pt"), batches=poisoned,
-                   log=lambda line: None)
+        return d.batches(size, rng=rng)
+    out = {}
+    q3.train((dataset, dataset), model, 0.01, 3, str(tmp_path / "m.pt"), batches=poisoned, record=out,
+             log=lambda line: None)
     saved = torch.load(tmp_path / "m.pt", weights_only=True)
     assert out["status"] == "diverged" and out["history"]["epoch"] == [1] and saved["epoch"] == 1
     assert all(torch.isfinite(w).all() for w in saved["model"].values())
@@ -276,7 +282,7 @@ def test_train_then_test_as_a_user_runs_them(tmp_path):
     record = json.loads((tmp_path / "runs/q3/attn-test-topp0.8.json").read_text())
     examples = record["examples"]
     golds, preds = [e["gold"] for e in examples], [e["pred"] for e in examples]
-    assert record["cer"] == pytest.approx(sum(map(edit_distance, preds, golds)) / sum(map(len, golds)))
+    assert record["cer"] == pytest.approx(sum(map(Levenshtein.distance, preds, golds)) / sum(map(len, golds)))
     assert record["wer"] == pytest.approx(sum(p != g for p, g in zip(preds, golds)) / len(golds))
     assert record["wer_at_k"] == sum(e["gold"] not in e["samples"] for e in examples) / len(examples)
     assert record["config"]["use_attn"] and record["cer_ci"][0] <= record["cer"] <= record["cer_ci"][1]

@@ -7,12 +7,12 @@ Beyond's input-feeding decoder is held to the same rules.
 
 Mistakes tried (python tests/mutants.py), each caught by the test named:
 - models.py: `emb = self.dropout(self.embedding(src))` -> `emb = self.embedding(src)` | test_dropout_acts_on_the_embeddings_and_the_lstm_outputs_in_training_only
-- models.py: `return self.dropout(outputs), reshape_state` -> `return outputs, reshape_state` | test_dropout_acts_on_the_embeddings_and_the_lstm_outputs_in_training_only
+- models.py: `return self.dropout(enc_output), final_hidden` -> `return enc_output, final_hidden` | test_dropout_acts_on_the_embeddings_and_the_lstm_outputs_in_training_only
 - models.py: `emb = self.dropout(self.embedding(tgt))` -> `emb = self.embedding(tgt)` | test_dropout_acts_on_the_embeddings_and_the_lstm_outputs_in_training_only
 - models.py: `if self.dropout_site == "lstm":` -> `if False:` | test_dropout_acts_on_the_embeddings_and_the_lstm_outputs_in_training_only
 - models.py: `masked_fill(~mask[:, None], float("-inf"))` -> `masked_fill(~mask[:, None], 0.0)` | test_attention_weights_sum_to_one_and_are_zero_on_padding
 - models.py: `float("-inf")), dim=-1)` -> `float("-inf")), dim=1)` | test_attention_weights_sum_to_one_and_are_zero_on_padding
-- models.py: `[None, :] < lengths[:, None]` -> `[None, :] <= lengths[:, None]` | test_attention_weights_sum_to_one_and_are_zero_on_padding
+- models.py: `.lt(lengths.unsqueeze(1)))` -> `.le(lengths.unsqueeze(1)))` | test_attention_weights_sum_to_one_and_are_zero_on_padding
 - models.py: `torch.cat([context, query], dim=-1)` -> `torch.cat([query, context], dim=-1)` | test_attention_is_the_assignment_equations_written_out
 - models.py: `context = torch.bmm(alpha, encoder_outputs)` -> `context = torch.bmm(alpha, keys)` | test_attention_is_the_assignment_equations_written_out
 - models.py: `self.v(torch.tanh(self.W_s(query)[:, :, None] + keys[:, None]))` -> `self.v(self.W_s(query)[:, :, None] + keys[:, None])` | test_attention_is_the_assignment_equations_written_out
@@ -20,21 +20,21 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 - models.py: `new_c_state = torch.cat([c_state[:-1], c_state[1:]], dim=2)` -> `new_c_state = torch.cat([c_state[1:], c_state[:-1]], dim=2)` | test_reshape_state_puts_the_two_directions_side_by_side
 - models.py: `new_h_state = torch.cat([h_state[:-1], h_state[1:]], dim=2)` -> `new_h_state = torch.cat([h_state[:-1], h_state[1:]], dim=0)` | test_reshape_state_puts_the_two_directions_side_by_side
 - models.py: `batch_first=True, total_length=src.size(1))` -> `batch_first=True)` | test_encoder_outputs_are_zero_past_each_length_and_more_padding_changes_nothing
-- models.py: `if bool(sequence_mask(lengths, src.size(1)).all()):` -> `if bool(sequence_mask(lengths, src.size(1)).any()):` | test_outputs_do_not_depend_on_padded_positions
+- models.py: `if bool((lengths == src.size(1)).all()):` -> `if bool((lengths == src.size(1)).any()):` | test_outputs_do_not_depend_on_padded_positions
 - models.py: `enforce_sorted=False` -> `enforce_sorted=True` | test_outputs_do_not_depend_on_padded_positions
 - models.py: `reshape_state((h[-2:], c[-2:]))` -> `reshape_state((h[:2], c[:2]))` | test_the_encoder_hands_over_forward_at_the_last_real_step_and_backward_at_step_0
 - models.py: `if tgt.size(1) > 1:` -> `if False:` | test_the_course_training_step_takes_the_whole_target_and_learns
 - models.py: `outputs, dec_state = self.lstm(emb, dec_state)` -> `outputs, _ = self.lstm(emb, dec_state)` | test_teacher_forcing_in_bulk_equals_the_step_by_step_loop
 - models.py: `dec_hidden = final_enc_state` -> `dec_hidden = tuple(torch.zeros_like(s) for s in final_enc_state)` | test_without_attention_the_decoder_starts_from_the_encoders_final_state
-- models.py: `self.generator.weight = self.decoder.embedding.weight  # tied` -> `pass` | test_a_bare_state_dict_loads_strictly_into_fresh_modules
+- models.py: `self.generator.weight = self.decoder.embedding.weight` -> `pass` | test_a_bare_state_dict_loads_strictly_into_fresh_modules
 """
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from conftest import course_model, dropped, random_batch, random_model
+from conftest import course_model, dropped, q3, random_batch, random_model
 from data import EOS_IDX, PAD_IDX
-from models import BahdanauAttention, Encoder, build_model, reshape_state
+from models import BahdanauAttention, Encoder, reshape_state
 
 DECODERS = [(False, False), (True, False), (True, True)]  # (use_attn, input_feed)
 
@@ -166,7 +166,7 @@ def test_dropout_acts_on_the_embeddings_and_the_lstm_outputs_in_training_only(us
     the decoder)". In training mode each LSTM reads its embeddings dropped, and the encoder's outputs and
     the decoder LSTM's outputs (what the attention reads) are dropped; in eval mode nothing is."""
     torch.manual_seed(0)
-    model = build_model({"use_attn": use_attn, "hidden_size": 16, "dropout": 0.5}, 12, 10)
+    model = q3.build_model({"use_attn": use_attn, "hidden_size": 16, "dropout": 0.5}, 12, 10)
     src, lengths = torch.randint(4, 12, (5, 7)), torch.full((5,), 7)  # no padding: tensors, not packs
     tgt = random_batch()[2]
     seen = {}
@@ -238,7 +238,7 @@ def test_a_bare_state_dict_loads_strictly_into_fresh_modules(use_attn, tmp_path)
 @pytest.mark.parametrize("site, zeros_in_output", [("output", True), ("lstm", False)])
 def test_the_dropout_site_decides_where_the_decoder_drops(site, zeros_in_output):
     torch.manual_seed(0)
-    model = build_model({"use_attn": True, "hidden_size": 16, "dropout": 0.5, "dropout_site": site}, 12, 10).train()
+    model = q3.build_model({"use_attn": True, "hidden_size": 16, "dropout": 0.5, "dropout_site": site}, 12, 10).train()
     src, lengths, tgt = random_batch()
     enc, state = model.encoder(src, lengths)
     out, _ = model.decoder(tgt, state, enc, lengths)  # with site "lstm" attention's tanh output is never dropped

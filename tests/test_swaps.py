@@ -1,0 +1,97 @@
+"""The course files swap with the skeleton's, file by file, in a real python process on a tiny corpus
+or image file: our models.py, data.py and nucleus_sampling in the skeleton's Q3 folder, driven by the
+skeleton's own hw2-q3.py (train, then test with top-p); our utils.py, ConvBlock, CNN and
+get_number_trainable_params in its Q2 folder, driven by its hw2-q2.py; and a student's skeleton-shaped
+models.py (tests/skeleton_models.py: the skeleton's classes and nothing more, a decoder stepping one
+token at a time) under our hw2-q3.py. The skeleton comes from ../shared/skeleton at test time; nothing
+here copies it."""
+import ast
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, intel_npz, write_corpus
+
+SKELETON = os.path.join(os.path.dirname(ROOT), "shared", "skeleton")
+TINY = ["--n_epochs", "2", "--hidden_size", "16", "--batch_size", "4"]
+
+
+@pytest.fixture
+def skeleton():
+    if not os.path.isdir(SKELETON):
+        pytest.skip(f"the course skeleton is not at {SKELETON}")
+    return SKELETON
+
+
+def run_in(folder, *args):
+    """python args... in folder, as a student runs it there: (exit code, stdout + stderr)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def definition(path, name):
+    """(first line, last line, source lines) of the top-level function or class name in path."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    node = next(n for n in ast.parse("".join(lines)).body
+                if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
+    return node.lineno - 1, node.end_lineno, lines[node.lineno - 1:node.end_lineno]
+
+
+def with_ours(script, names):
+    """The skeleton's script (a path in the copied folder) with the definitions names replaced by
+    those of our script of the same name, written over it."""
+    for name in names:
+        start, end, _ = definition(script, name)
+        with open(script, encoding="utf-8") as f:
+            lines = f.read().splitlines(keepends=True)
+        ours = definition(os.path.join(ROOT, os.path.basename(script)), name)[2]
+        with open(script, "w", encoding="utf-8") as f:
+            f.write("".join(lines[:start] + ours + lines[end:]))
+
+
+@pytest.mark.parametrize("ours", [("models.py", "data.py"), ("data.py", "skeleton_models.py")])
+def test_our_q3_files_run_under_the_skeletons_driver(skeleton, tmp_path, ours):
+    """The skeleton's folder with some of its files replaced by ours (skeleton_models.py: the student's
+    models.py beside our data.py); its hw2-q3.py, our nucleus_sampling in it, trains and tests."""
+    folder = tmp_path / "hw2-q3"
+    shutil.copytree(os.path.join(skeleton, "hw2-q3"), folder)
+    for name in ours:
+        source = os.path.join(ROOT, "tests" if name == "skeleton_models.py" else "", name)
+        shutil.copy(source, folder / ("models.py" if name == "skeleton_models.py" else name))
+    with_ours(folder / "hw2-q3.py", ["nucleus_sampling"])
+    write_corpus(folder / "data")
+    code, out = run_in(folder, "hw2-q3.py", "train", "--use_attn", *TINY, "--checkpoint_name", "m.pt")
+    assert code == 0 and "Best validation error rate" in out, out
+    code, out = run_in(folder, "hw2-q3.py", "test", "--use_attn", *TINY, "--checkpoint_name", "m.pt",
+                       "--topp", "0.8")
+    assert code == 0 and "Test CER" in out and "Test WER@3" in out, out
+
+
+def test_a_skeleton_shaped_models_py_runs_under_our_hw2_q3(tmp_path):
+    """Our hw2-q3.py, data.py and utils.py beside the student's models.py: train, then test with top-p."""
+    for name in ("hw2-q3.py", "data.py", "utils.py"):
+        shutil.copy(os.path.join(ROOT, name), tmp_path / name)
+    shutil.copy(os.path.join(ROOT, "tests", "skeleton_models.py"), tmp_path / "models.py")
+    write_corpus(tmp_path / "data")
+    code, out = run_in(tmp_path, "hw2-q3.py", "train", "--use_attn", *TINY)
+    assert code == 0 and "best validation CER" in out, out
+    code, out = run_in(tmp_path, "hw2-q3.py", "test", "--topp", "0.8")
+    assert code == 0 and "Test WER@3" in out, out
+
+
+def test_our_cnn_and_utils_run_under_the_skeletons_driver(skeleton, tmp_path):
+    """The skeleton's hw2-q2.py feeds our CNN the flat vectors of our utils.load_dataset, trains it
+    with its own loop and evaluate, and counts its parameters with ours."""
+    folder = tmp_path / "hw2-q2"
+    shutil.copytree(os.path.join(skeleton, "hw2-q2"), folder)
+    shutil.copy(os.path.join(ROOT, "utils.py"), folder / "utils.py")
+    with_ours(folder / "hw2-q2.py", ["ConvBlock", "CNN", "get_number_trainable_params"])
+    npz = intel_npz(folder / "intel.npz")
+    code, out = run_in(folder, "hw2-q2.py", "-data_path", npz, "-epochs", "1")
+    assert code == 0 and "Final Test acc" in out and "trainable parameters:  755718" in out, out
