@@ -3,7 +3,8 @@ beside our models.py; our own scripts' richer functions agree with them. (Malfor
 
 Mistakes tried (python tests/mutants.py), each caught by the test named:
 - data.py: `order = torch.randperm(len(self), generator=rng)` -> `order = torch.randperm(len(self))` | test_the_default_batches_are_one_shuffle_split_in_order
-- data.py: `self.tgt_vocab.encode(w) + [EOS_IDX] for _, w in self.pairs]` -> `self.tgt_vocab.encode(w) for _, w in self.pairs]` | test_the_course_dataset_reads_characters_and_skips_long_pairs
+- data.py: `self.tgt_vocab.encode(w) + [EOS_IDX] for _, w in self.pairs]` -> `self.tgt_vocab.encode(w) for _, w in self.pairs]` | test_the_padded_batch_equals_the_course_collate_of_the_same_words
+- data.py: `ix = [SOS_IDX] + ix + [EOS_IDX]` -> `ix = [SOS_IDX] + ix` | test_the_course_dataset_reads_characters_and_skips_long_pairs
 - data.py: `(len(src_toks) > max_length or len(tgt_toks) > max_length)` -> `(len(src_toks) >= max_length or len(tgt_toks) >= max_length)` | test_the_course_dataset_reads_characters_and_skips_long_pairs
 - data.py: `ids = ids[:ids.index(EOS_IDX)] if EOS_IDX in ids else ids` -> `ids = ids` | test_unknown_symbols_encode_as_unk_and_decoding_stops_at_eos
 - data.py: `self.word2index.get(s, UNK_IDX)` -> `self.word2index.get(s, PAD_IDX)` | test_unknown_symbols_encode_as_unk_and_decoding_stops_at_eos

@@ -13,10 +13,12 @@ import sys
 
 import pytest
 
-from conftest import ROOT, intel_npz, write_corpus
+import skeleton_models
+from conftest import ROOT, intel_npz, q3, write_corpus
+from data import PAD_IDX
 
 SKELETON = os.path.join(os.path.dirname(ROOT), "shared", "skeleton")
-TINY = ["--n_epochs", "2", "--hidden_size", "16", "--batch_size", "4"]
+TINY = ["--n_epochs", "1", "--hidden_size", "16", "--batch_size", "4"]
 
 
 @pytest.fixture
@@ -55,15 +57,13 @@ def with_ours(script, names):
             f.write("".join(lines[:start] + ours + lines[end:]))
 
 
-@pytest.mark.parametrize("ours", [("models.py", "data.py"), ("data.py", "skeleton_models.py")])
-def test_our_q3_files_run_under_the_skeletons_driver(skeleton, tmp_path, ours):
-    """The skeleton's folder with some of its files replaced by ours (skeleton_models.py: the student's
-    models.py beside our data.py); its hw2-q3.py, our nucleus_sampling in it, trains and tests."""
+def test_our_q3_files_run_under_the_skeletons_driver(skeleton, tmp_path):
+    """The skeleton's folder with our models.py and data.py; its hw2-q3.py, our nucleus_sampling in
+    it, trains and tests."""
     folder = tmp_path / "hw2-q3"
     shutil.copytree(os.path.join(skeleton, "hw2-q3"), folder)
-    for name in ours:
-        source = os.path.join(ROOT, "tests" if name == "skeleton_models.py" else "", name)
-        shutil.copy(source, folder / ("models.py" if name == "skeleton_models.py" else name))
+    for name in ("models.py", "data.py"):
+        shutil.copy(os.path.join(ROOT, name), folder / name)
     with_ours(folder / "hw2-q3.py", ["nucleus_sampling"])
     write_corpus(folder / "data")
     code, out = run_in(folder, "hw2-q3.py", "train", "--use_attn", *TINY, "--checkpoint_name", "m.pt")
@@ -95,3 +95,15 @@ def test_our_cnn_and_utils_run_under_the_skeletons_driver(skeleton, tmp_path):
     npz = intel_npz(folder / "intel.npz")
     code, out = run_in(folder, "hw2-q2.py", "-data_path", npz, "-epochs", "1")
     assert code == 0 and "Final Test acc" in out and "trainable parameters:  755718" in out, out
+
+
+def test_a_skeleton_shaped_model_spells_as_ours_with_the_same_weights(trained):
+    """Our weights in the student's modules: hw2-q3's plain path (a step at a time, keys recomputed)
+    gives the spellings of its fast path on our modules."""
+    model, dataset, _ = trained
+    H, src_vocab, tgt_vocab = model.decoder.hidden_size, dataset.src_vocab, dataset.tgt_vocab
+    plain = skeleton_models.Seq2Seq(
+        skeleton_models.Encoder(len(src_vocab), H, PAD_IDX, 0.0),
+        skeleton_models.Decoder(H, len(tgt_vocab), skeleton_models.BahdanauAttention(H), PAD_IDX, 0.0))
+    plain.load_state_dict(model.state_dict())
+    assert q3.generate(plain, dataset, batch_size=5) == q3.generate(model, dataset, batch_size=5)
