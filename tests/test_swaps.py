@@ -14,7 +14,7 @@ import sys
 import pytest
 
 import skeleton_models
-from conftest import ROOT, intel_npz, q3, write_corpus
+from conftest import ROOT, WORDS, intel_npz, q3, write_corpus
 from data import PAD_IDX
 
 SKELETON = os.path.join(os.path.dirname(ROOT), "shared", "skeleton")
@@ -65,7 +65,7 @@ def test_our_q3_files_run_under_the_skeletons_driver(skeleton, tmp_path):
     for name in ("models.py", "data.py"):
         shutil.copy(os.path.join(ROOT, name), folder / name)
     with_ours(folder / "hw2-q3.py", ["nucleus_sampling"])
-    write_corpus(folder / "data")
+    write_corpus(folder / "data", WORDS[:6])
     code, out = run_in(folder, "hw2-q3.py", "train", "--use_attn", *TINY, "--checkpoint_name", "m.pt")
     assert code == 0 and "Best validation error rate" in out, out
     code, out = run_in(folder, "hw2-q3.py", "test", "--use_attn", *TINY, "--checkpoint_name", "m.pt",
@@ -78,7 +78,7 @@ def test_a_skeleton_shaped_models_py_runs_under_our_hw2_q3(tmp_path):
     for name in ("hw2-q3.py", "data.py", "utils.py"):
         shutil.copy(os.path.join(ROOT, name), tmp_path / name)
     shutil.copy(os.path.join(ROOT, "tests", "skeleton_models.py"), tmp_path / "models.py")
-    write_corpus(tmp_path / "data")
+    write_corpus(tmp_path / "data", WORDS[:6])
     code, out = run_in(tmp_path, "hw2-q3.py", "train", "--use_attn", *TINY)
     assert code == 0 and "best validation CER" in out, out
     code, out = run_in(tmp_path, "hw2-q3.py", "test", "--topp", "0.8")
