@@ -104,7 +104,7 @@ def evaluate(model, dataset, batch_size, max_len, beam_size, length_penalty=1.0,
     prediction is its best hypothesis in the lexicon, if any."""
     nbest = beam_search_dataset(model, dataset, batch_size, max_len, beam_size, length_penalty)
     preds = [next((w for w, _, _ in h if lexicon and w.lower() in lexicon), h[0][0]) for h in nbest]
-    cer, wer = q3.cer_wer(preds, dataset.golds)
+    cer, wer = q3.evaluate(preds, dataset)
     return {"cer": cer, "wer": wer, "preds": preds, "nbest": nbest}
 
 

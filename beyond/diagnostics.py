@@ -10,6 +10,7 @@ errors) and where it looks (attention heatmaps); figures that compare runs.
 """
 import argparse
 from collections import Counter, defaultdict
+from types import SimpleNamespace
 
 import Levenshtein
 import torch
@@ -29,7 +30,8 @@ def by_length(preds, golds, lengths, bins=LENGTH_BINS):
     for lo, hi in bins:
         idx = [i for i, n in enumerate(lengths) if n >= lo and (hi is None or n <= hi)]
         if idx:
-            cer, wer = q3.cer_wer([preds[i] for i in idx], [golds[i] for i in idx])
+            gold = SimpleNamespace(pairs=[(None, golds[i]) for i in idx])  # what evaluate reads
+            cer, wer = q3.evaluate([preds[i] for i in idx], gold)
             rows.append({"lengths": f"{lo}+" if hi is None else f"{lo}-{hi}", "words": len(idx),
                          "cer": cer, "wer": wer})
     return rows

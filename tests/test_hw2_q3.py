@@ -21,13 +21,13 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 - hw2-q3.py: `probs * torch.zeros_like(keep).scatter(-1, order, keep)` -> `probs * keep` | test_nucleus_samples_come_from_the_smallest_top_set_reaching_p
 - hw2-q3.py: `probs = torch.softmax(logits.double(), dim=-1)` -> `probs = torch.softmax(logits.double(), dim=0)` | test_nucleus_sampling_follows_the_renormalised_distribution
 - hw2-q3.py: `m[x - 1, y - 1] + dg` -> `m[x - 1, y - 1] + 1` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
-- hw2-q3.py: `return total / sum(map(len, golds))` -> `return total / sum(map(len, preds))` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
-- hw2-q3.py: `sum(p != g for p, g in zip(preds, golds)) / len(golds)` -> `sum(p == g for p, g in zip(preds, golds)) / len(golds)` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
-- hw2-q3.py: `for _, tgt in pairs])` -> `for tgt, _ in pairs])` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
-- hw2-q3.py: `else (cer, wer)` -> `else (wer, cer)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
-- hw2-q3.py: `max_len=max_len, p=p, rng=rng)` -> `max_len=max_len, rng=rng)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
-- hw2-q3.py: `all(s[i] != g for s in samples)` -> `any(s[i] != g for s in samples)` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
-- hw2-q3.py: `for _ in range(k)]` -> `for _ in range(1)]` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
+- hw2-q3.py: `gold_len += len(tgt)` -> `gold_len += len(pred)` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `if tgt != pred:` -> `if tgt == pred:` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `for pred, (src, tgt) in zip(predictions, pairs):` -> `for pred, (tgt, src) in zip(predictions, pairs):` | test_cer_is_the_edit_distance_over_the_gold_length_and_wer_the_share_of_wrong_words
+- hw2-q3.py: `cer, wer = evaluate(predictions, data_iter)` -> `wer, cer = evaluate(predictions, data_iter)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
+- hw2-q3.py: `generate(model, data_iter, max_len=max_len, p=p, rng=rng)` -> `generate(model, data_iter, max_len=max_len, rng=rng)` | test_test_scores_the_spellings_that_generate_gives_with_its_p
+- hw2-q3.py: `pred_sets = [set(p) for p in zip(*multipreds)]` -> `pred_sets = [{p[-1]} for p in zip(*multipreds)]` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
+- hw2-q3.py: `for i in range(k):` -> `for i in range(1):` | test_wer_at_k_counts_a_word_wrong_only_when_every_sample_misses_it
 """
 import copy
 import json
