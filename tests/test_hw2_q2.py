@@ -11,12 +11,12 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 - hw2-q2.py: `padding = kernel_size // 2 if padding is None else padding` -> `padding = 0 if padding is None else padding` | test_switches_change_the_structure
 - hw2-q2.py: `nn.MaxPool2d(kernel_size=2, stride=2)` -> `nn.MaxPool2d(kernel_size=2, stride=1)` | test_switches_change_the_structure
 - hw2-q2.py: `batch_norm=batch_norm, dropout=dropout_prob,` -> `batch_norm=False, dropout=dropout_prob,` | test_parameter_counts_match_the_assignment_networks
-- hw2-q2.py: `self.bn1 = nn.BatchNorm1d(1024) if batch_norm else nn.Identity()` -> `self.bn1 = nn.Identity()` | test_parameter_counts_match_the_assignment_networks
+- hw2-q2.py: `self.bn1 = nn.BatchNorm1d(fc1_out_dim) if batch_norm else nn.Identity()` -> `self.bn1 = nn.Identity()` | test_parameter_counts_match_the_assignment_networks
 - hw2-q2.py: `nn.AdaptiveAvgPool2d((1, 1)) if global_pool` -> `nn.AdaptiveMaxPool2d((1, 1)) if global_pool` | test_switches_change_the_structure
 - hw2-q2.py: `x = self.dropout(self.bn1(F.relu(self.fc1(x))))` -> `x = self.bn1(self.dropout(F.relu(self.fc1(x))))` | test_mlp_batchnorm_comes_after_relu_and_before_dropout
 - hw2-q2.py: `x = F.relu(self.fc2(x))` -> `x = self.fc2(x)` | test_dropout_follows_each_block_and_the_first_relu_in_training_only
-- hw2-q2.py: `return F.log_softmax(self.fc3(x), dim=-1)` -> `return self.fc3(x)` | test_output_is_log_probabilities
-- hw2-q2.py: `optimizer.zero_grad(set_to_none=True)` -> `None` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
+- hw2-q2.py: `return F.log_softmax(x, dim=1)` -> `return x` | test_output_is_log_probabilities
+- hw2-q2.py: `    optimizer.zero_grad()\n` -> `` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
 - hw2-q2.py: `    optimizer.step()\n` -> `` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
 - hw2-q2.py: `return loss.item()` -> `return loss` | test_train_batch_takes_one_step_on_the_gradient_of_its_own_batch
 - hw2-q2.py: `    model.eval()  # ours: predictions` -> `    # ours: predictions` | test_predict_and_evaluate_read_the_model_in_eval_mode
