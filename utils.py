@@ -1,28 +1,19 @@
-"""What the scripts share: the course's configure_seed, load_dataset and ClassificationDataset; the
-Intel images for our Q2 (every key, shape, dtype and label checked); one-line errors; files written
-whole; figures in one style."""
-import argparse
-import json
-import math
+"""What the scripts share. First the course's utils.py, its given code kept (configure_seed,
+load_dataset, ClassificationDataset); then ours: the Intel images for our Q2 (every key, shape,
+dtype and label checked), one-line errors, files written whole, figures in one style."""
 import os
 import random
-import sys
 
 import numpy as np
 import torch
 
-INTEL_PATH = "data/intel_landscapes.v2.npz"
-CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
-IMAGE_SIDE = 48  # the images are IMAGE_SIDE x IMAGE_SIDE x 3, colours last
-SPLITS = {"train": "train", "dev": "val", "test": "test"}  # our split name -> the npz key prefix
-
-
-class InputError(ValueError):
-    """Bad input; its message names the file, line, key or flag."""
+import argparse  # ours, after the given imports
+import json
+import math
+import sys
 
 
 def configure_seed(seed):
-    """One seed sets python, numpy and torch (CPU and CUDA)."""
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -33,7 +24,64 @@ def configure_seed(seed):
         torch.backends.cudnn.benchmark = False
 
 
-# ---- the course's Q2 data calls, and ours ------------------------------------------------------
+def load_dataset(data_path, bias=False):
+    data = read_npz(data_path)  # ours, for np.load: every key, shape, dtype and label checked
+
+    train_X = data["train_images"].reshape([data["train_images"].shape[0], -1])/256
+    dev_X = data["val_images"].reshape([data["val_images"].shape[0], -1])/256
+    test_X = data["test_images"].reshape([data["test_images"].shape[0], -1])/256
+
+    train_y = np.asarray(data["train_labels"]).squeeze()
+    dev_y = np.asarray(data["val_labels"]).squeeze()
+    test_y = np.asarray(data["test_labels"]).squeeze()
+
+    if bias:
+        train_X = np.hstack((train_X, np.ones((train_X.shape[0], 1))))
+        dev_X = np.hstack((dev_X, np.ones((dev_X.shape[0], 1))))
+        test_X = np.hstack((test_X, np.ones((test_X.shape[0], 1))))
+
+    return {
+        "train": (train_X, train_y), "dev": (dev_X, dev_y), "test": (test_X, test_y),
+    }
+
+
+class ClassificationDataset(torch.utils.data.Dataset):
+
+    def __init__(self, data):
+        """
+        data: the dict returned by utils.load_pneumonia_data
+        """
+        train_X, train_y = data["train"]
+        dev_X, dev_y = data["dev"]
+        test_X, test_y = data["test"]
+
+        self.X = torch.tensor(train_X, dtype=torch.float32)
+        self.y = torch.tensor(train_y, dtype=torch.long)
+
+        self.dev_X = torch.tensor(dev_X, dtype=torch.float32)
+        self.dev_y = torch.tensor(dev_y, dtype=torch.long)
+
+        self.test_X = torch.tensor(test_X, dtype=torch.float32)
+        self.test_y = torch.tensor(test_y, dtype=torch.long)
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, idx):
+        return self.X[idx], self.y[idx]
+
+
+# ---- ours: the Intel images, one-line errors ---------------------------------------------------
+
+INTEL_PATH = "data/intel_landscapes.v2.npz"
+CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
+IMAGE_SIDE = 48  # the images are IMAGE_SIDE x IMAGE_SIDE x 3, colours last
+SPLITS = {"train": "train", "dev": "val", "test": "test"}  # our split name -> the npz key prefix
+
+
+class InputError(ValueError):
+    """Bad input; its message names the file, line, key or flag."""
+
 
 def read_npz(data_path):
     """{key: array} of the Intel .npz file, every split's images and labels checked; an InputError
@@ -62,19 +110,6 @@ def read_npz(data_path):
     return arrays
 
 
-def load_dataset(data_path=INTEL_PATH, bias=False):
-    """The course's loader: {"train" | "dev" | "test": (X, y)}, each image flattened as stored
-    (channel last) and divided by 256, labels (N,); bias appends a 1."""
-    data = read_npz(data_path)
-    out = {}
-    for split, key in SPLITS.items():
-        X = data[f"{key}_images"].reshape([data[f"{key}_images"].shape[0], -1]) / 256
-        if bias:
-            X = np.hstack((X, np.ones((X.shape[0], 1))))
-        out[split] = (X, data[f"{key}_labels"].squeeze())
-    return out
-
-
 def load_images(data_path=INTEL_PATH):
     """Our Q2 loader: {"train" | "dev" | "test": (X float (N, 3, 48, 48) in [0, 1], y long (N,))},
     the channels where the convolution expects them."""
@@ -83,27 +118,6 @@ def load_images(data_path=INTEL_PATH):
     return {split: (images(key).float() / 255.0,
                     torch.from_numpy(data[f"{key}_labels"].reshape(-1).astype(np.int64)))
             for split, key in SPLITS.items()}
-
-
-class ClassificationDataset(torch.utils.data.Dataset):
-    """The course's dataset: the training split as X, y; dev_X, dev_y, test_X, test_y."""
-
-    def __init__(self, data):
-        train_X, train_y = data["train"]
-        dev_X, dev_y = data["dev"]
-        test_X, test_y = data["test"]
-        self.X = torch.tensor(train_X, dtype=torch.float32)
-        self.y = torch.tensor(train_y, dtype=torch.long)
-        self.dev_X = torch.tensor(dev_X, dtype=torch.float32)
-        self.dev_y = torch.tensor(dev_y, dtype=torch.long)
-        self.test_X = torch.tensor(test_X, dtype=torch.float32)
-        self.test_y = torch.tensor(test_y, dtype=torch.long)
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, idx):
-        return self.X[idx], self.y[idx]
 
 
 # ---- the command line: flags in their domain, one-line errors ----------------------------------

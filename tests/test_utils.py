@@ -2,8 +2,8 @@
 loader's channels first.
 
 Mistakes tried (python tests/mutants.py), each caught by the test named:
-- utils.py: `.reshape([data[f"{key}_images"].shape[0], -1]) / 256` -> `.reshape([data[f"{key}_images"].shape[0], -1]) / 255` | test_the_course_hw2_q2_data_calls_run_on_our_utils
-- utils.py: `np.hstack((X, np.ones((X.shape[0], 1))))` -> `np.hstack((X, np.zeros((X.shape[0], 1))))` | test_load_dataset_with_bias_appends_a_column_of_ones
+- utils.py: `train_X = data["train_images"].reshape([data["train_images"].shape[0], -1])/256` -> `train_X = data["train_images"].reshape([data["train_images"].shape[0], -1])/255` | test_the_course_hw2_q2_data_calls_run_on_our_utils
+- utils.py: `train_X = np.hstack((train_X, np.ones((train_X.shape[0], 1))))` -> `train_X = np.hstack((train_X, np.zeros((train_X.shape[0], 1))))` | test_load_dataset_with_bias_appends_a_column_of_ones
 - utils.py: `transpose(0, 3, 1, 2)` -> `transpose(0, 3, 2, 1)` | test_our_loader_puts_the_channels_first_and_divides_by_255
 - utils.py: `    torch.manual_seed(seed)\n` -> `` | test_configure_seed_sets_python_numpy_and_torch
 """
