@@ -465,10 +465,10 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    # ours: main parses its own flags (argv, for the tests) and runs one of the two modes; the
+def main(args=None):
+    # ours: args are the parsed flags, or a list of them to parse (None: the command line); the
     # given main's data, model and checkpoint are train_mode's and test_mode's
-    args = parse_args(argv)
+    args = args if isinstance(args, argparse.Namespace) else parse_args(args)
     device = get_device(args.device)
     set_threads(args.num_threads)
     configure_seed(args.seed)
