@@ -90,7 +90,7 @@ def random_model(use_attn=True, input_feed=False, seed=0, V_src=12, V_tgt=10, H=
     """An untrained model of hw2-q3's build_model (with input_feed, beyond's decoder), in eval mode."""
     torch.manual_seed(seed)
     return q3.build_model({"use_attn": use_attn, "hidden_size": H, "dropout": 0.0}, V_src, V_tgt,
-                       decoder_class=InputFeedDecoder if input_feed else Decoder).eval()
+                          decoder_class=InputFeedDecoder if input_feed else Decoder).eval()
 
 
 def course_model(use_attn, V_src=12, V_tgt=10, H=16, dropout=0.3):
