@@ -34,14 +34,14 @@ def images_per_second(variant, batch_norm, X, y, batch_size, device, repeats=2):
         model, X = model.to(memory_format=torch.channels_last), X.contiguous(
             memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=ASSIGNMENT.learning_rate)
-    gen = torch.Generator().manual_seed(0)
+    rng = torch.Generator().manual_seed(0)
     epoch = (dataloader_epoch if variant == "dataloader" else q2.train_epoch)
     best = float("inf")
     for r in range(repeats + 1):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        epoch(model, X, y, optimizer, batch_size, gen)
+        epoch(model, X, y, optimizer, batch_size, rng)
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0) if r else best

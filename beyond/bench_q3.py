@@ -117,7 +117,8 @@ def main(argv=None):
                for name in list(pools)[:-1]}
     model = (trained or model).eval()
     beams = {str(k): seconds(lambda: decoding.beam_search_dataset(
-        model, sets["valid"], 500, q3.CONFIG["max_len"], beam_size=k)) / len(sets["valid"]) * 1000
+        model, sets["valid"], q3.EVAL_BATCH, q3.CONFIG["max_len"], beam_size=k))
+        / len(sets["valid"]) * 1000
         for k in args.beam_sizes}
     print("epoch against the reference: " + ", ".join(f"{n} x{r['epoch']:.2f}"
                                                       for n, r in speedup.items()))
