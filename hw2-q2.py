@@ -22,6 +22,8 @@ from tqdm import tqdm
 from utils import (CLASSES, INTEL_PATH, configure_seed, get_device, in_range, load_images,
                    plot_curves, run, save_json, set_threads)
 
+MIN_BN_BATCH = 2  # batch norm cannot normalise a batch of one image
+
 
 class ConvBlock(nn.Module):
     """conv (k x k, stride 1) -> [BatchNorm2d] -> ReLU -> [MaxPool 2x2] -> Dropout."""
@@ -204,22 +206,22 @@ def reestimated_bn_accuracy(model, X_train, X, y, batch_size=500):
         m.momentum = None  # a cumulative average
         m.train()
     n = len(X_train)
-    for i in [i for i in range(0, n, batch_size) if n - i > 1]:  # no chunk of 1
-        probe(X_train[i:i + batch_size if i + batch_size < n - 1 else n])
+    for i in [i for i in range(0, n, batch_size) if n - i >= MIN_BN_BATCH]:  # a short tail joins
+        probe(X_train[i:i + batch_size if i + batch_size <= n - MIN_BN_BATCH else n])
     return evaluate(probe, X, y)[0]
 
 
 def train_epoch(model, X, y, optimizer, batch_size, rng, desc="train"):
-    """One pass in shuffled batches; the mean batch loss. With batch norm, a last batch of one image
-    is left out (it cannot be normalised)."""
+    """One pass in shuffled batches; the mean batch loss. With batch norm, a last batch smaller than
+    MIN_BN_BATCH is left out."""
     model.train()
     perm = torch.randperm(len(y), generator=rng).to(X.device)
     total, n_batches = torch.zeros((), device=X.device), 0
-    criterion, one_is_enough = nn.NLLLoss(), not batch_norms(model)
+    criterion, smallest = nn.NLLLoss(), MIN_BN_BATCH if batch_norms(model) else 1
     for start in tqdm(range(0, len(y), batch_size), desc=desc, leave=False,
                       disable=not sys.stderr.isatty()):
         idx = perm[start:start + batch_size]
-        if len(idx) > 1 or one_is_enough:
+        if len(idx) >= smallest:
             total += train_batch(X[idx], y[idx], model, optimizer, criterion)  # float32
             n_batches += 1
     return (total / n_batches).item()
@@ -393,8 +395,8 @@ def parse_args(argv=None):
                    help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
     p.add_argument("-out_dir", default="runs/q2", help="where the JSON records and figures go")
     args = p.parse_args(argv)
-    if args.batch_size == 1 and not args.no_batch_norm:
-        p.error("argument -batch_size: batch norm needs at least 2 images per batch "
+    if args.batch_size < MIN_BN_BATCH and not args.no_batch_norm:
+        p.error(f"argument -batch_size: batch norm needs at least {MIN_BN_BATCH} images per batch "
                 "(or -no_batch_norm)")
     return args
 

@@ -26,7 +26,7 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 - hw2-q2.py: `loss = criterion(scores, y) if criterion` -> `loss = criterion(scores, y_hat) if criterion` | test_predict_and_evaluate_read_the_model_in_eval_mode
 - hw2-q2.py: `x.reshape(x.shape[0], self.image_size, self.image_size, 3).permute(0, 3, 1, 2)` -> `x.reshape(x.shape[0], 3, self.image_size, self.image_size)` | test_flat_course_vectors_are_read_channel_last
 - hw2-q2.py: `for p in model.parameters() if p.requires_grad)` -> `for p in model.parameters())` | test_get_number_trainable_params_counts_trainable_parameters_only
-- hw2-q2.py: `if len(idx) > 1 or one_is_enough:` -> `if True:` | test_a_last_batch_of_one_image_is_left_out_with_batch_norm
+- hw2-q2.py: `if len(idx) >= smallest:` -> `if True:` | test_a_last_batch_of_one_image_is_left_out_with_batch_norm
 - hw2-q2.py: `or row["val_acc"] > best["val_acc"]:` -> `or True:` | test_the_model_ends_with_the_weights_of_its_best_validation_epoch
 """
 import inspect
