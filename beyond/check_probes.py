@@ -313,9 +313,10 @@ def dropout_sites(module, args):
     """(every embedding dropped, every LSTM output dropped) when module(*args) runs in training
     mode: a dropout whose input shares the embedding's storage; a dropout, not of an embedding,
     right after each LSTM call."""
-    events, embedded = [], []
+    events, embedded, alive = [], [], []  # alive: no storage freed and reused during the run
 
     def hook(mod, inp, out):
+        alive.append((inp, out))
         if isinstance(mod, nn.Embedding):
             embedded.append(out.untyped_storage().data_ptr())
         else:
