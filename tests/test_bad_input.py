@@ -101,6 +101,7 @@ ROWS = [
         {"r/attn-test-greedy.json": '{"cer": 0.2}'}, "r/attn-test-greedy.json: no examples with gold and pred"),
     Row("q2 global pooling out of its choices", "hw2-q2.py -global_pool maybe", {},
         "argument -global_pool: invalid choice: 'maybe'"),
+    Row("check a folder that is not there", "beyond.check nowhere", {}, "nowhere: no such folder"),
 ]
 
 

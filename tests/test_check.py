@@ -1,7 +1,7 @@
 """python -m beyond.check: every check passes on our files and on a plain skeleton-shaped solution
 (tests/skeleton_models.py, the skeleton's own hw2-q3.py, data.py, hw2-q2.py and utils.py with our
 answers spliced in); on a copy of ours holding one planted mistake, exactly the check that names it
-fails; a student's file that stops the process fails its own checks, one line each, and the other
+fails; a student's file that stops the process or hangs fails its own checks, one line each, and the other
 files are still checked. The smoke run trains the skeleton-shaped models.py under our hw2-q3.py, then
 tests it with top-p. Student code runs only in the checker's processes, never in this one."""
 import os
@@ -106,6 +106,13 @@ def test_code_that_stops_the_process_fails_its_own_checks_and_the_rest_still_run
     assert stopped == {c for c, (g, *_) in check_probes.CHECKS.items() if g == "Q3a"}
     assert {c for c, (status, _) in mine.items() if status == "PASS"} == {
         c for c, (g, *_) in check_probes.CHECKS.items() if g in ("Q3b", "Q3c")}
+
+
+def test_code_that_hangs_fails_its_checks_when_the_time_is_up(tmp_path):
+    folder = planted(tmp_path / "hangs", "hw2-q3.py", "import argparse\n", "import time; time.sleep(600)\nimport argparse\n")
+    results = check.probe([(folder, "Q3c")], check.reference(), timeout=8)
+    assert {c: r for (_, c), r in results.items()} == {
+        c: ("FAIL", "timed out after 8 s") for c, (g, *_) in check_probes.CHECKS.items() if g == "Q3c"}
 
 
 def test_the_smoke_run_trains_and_tests_a_skeleton_shaped_models_py_under_our_driver(tmp_path):
