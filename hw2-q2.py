@@ -5,7 +5,9 @@
     python hw2-q2.py -learning_rate 0.01                    # Q2.2: batch norm + global avg pooling
 
 The course skeleton's classes and functions, filled in. Each run writes runs/q2/<run>.json
-(-out_dir) with its curves and test confusion matrix; the model kept is the best-validation epoch.
+(-out_dir) with its curves and test confusion matrix, and after every epoch <run>.pt, the best
+validation epoch so far; the model kept is the best-validation epoch. Default paths (data/, runs/)
+are the repository's, wherever the script is started from; a path given is taken as given.
 """
 import argparse
 import copy
@@ -19,10 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utils import (CLASSES, INTEL_PATH, configure_seed, get_device, in_range, load_images,
-                   plot_curves, run, save_json, set_threads)
+from utils import (CLASSES, INTEL_PATH, atomic_write, configure_seed, get_device, home, in_range,
+                   load_images, plot_curves, run, save_json, set_threads)
 
 MIN_BN_BATCH = 2  # batch norm cannot normalise a batch of one image
+EXIT = {"completed": 0, "diverged": 3, "interrupted": 130}  # a run's status -> the exit code
 
 
 class ConvBlock(nn.Module):
@@ -227,39 +230,52 @@ def train_epoch(model, X, y, optimizer, batch_size, rng, desc="train"):
     return (total / n_batches).item()
 
 
-def fit(model, splits, optimizer, epochs, batch_size, seed, name="cnn"):
-    """Train for epochs, validating after each; a non-finite loss stops the run as "diverged". The
-    model ends with the weights of its best-validation epoch."""
+def fit(model, splits, optimizer, epochs, batch_size, seed, name="cnn", checkpoint=None):
+    """Train for epochs, validating after each; a non-finite loss stops the run as "diverged",
+    Ctrl-C as "interrupted". The model ends with the weights of its best-validation epoch, which
+    checkpoint (a path) holds after every epoch, with the history."""
     (Xtr, ytr), (Xdv, ydv), (Xte, yte) = splits["train"], splits["dev"], splits["test"]
     rng = torch.Generator().manual_seed(seed)
     history = {k: [] for k in ["epoch", "train_loss", "val_acc", "epoch_seconds", "val_loss"]
                + ["val_acc_reestimated_bn"] * bool(batch_norms(model))}
     best, status = {"val_acc": None, "epoch": 0, "state": None}, "completed"
-    for epoch in range(1, epochs + 1):
-        t0 = time.time()
-        loss = train_epoch(model, Xtr, ytr, optimizer, batch_size, rng, f"epoch {epoch}")
-        if not math.isfinite(loss):
-            status = "diverged"
-            print(f"[{name}] epoch {epoch}: the training loss is {loss}; the run stops here")
-            break
-        row = {"epoch": epoch, "train_loss": loss, "val_acc": evaluate(model, Xdv, ydv)[0],
-               "val_loss": evaluate_loss(model, Xdv, ydv)}
-        if "val_acc_reestimated_bn" in history:
-            row["val_acc_reestimated_bn"] = reestimated_bn_accuracy(model, Xtr, Xdv, ydv)
-        row["epoch_seconds"] = time.time() - t0
-        row = {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}  # as recorded
-        for k in history:
-            history[k].append(row[k])
-        if best["val_acc"] is None or row["val_acc"] > best["val_acc"]:
-            best = {"val_acc": row["val_acc"], "epoch": epoch,
-                    "state": copy.deepcopy(model.state_dict())}
-        print(f"[{name}] epoch {epoch:2d}/{epochs} | train loss {loss:.4f} | val acc "
-              f"{row['val_acc']:.4f} | {row['epoch_seconds']:.1f} s", flush=True)
+    try:  # Ctrl-C ends the run as "interrupted", keeping the epochs run and the best model
+        for epoch in range(1, epochs + 1):
+            t0 = time.time()
+            loss = train_epoch(model, Xtr, ytr, optimizer, batch_size, rng, f"epoch {epoch}")
+            if not math.isfinite(loss):
+                status = "diverged"
+                print(f"[{name}] epoch {epoch}: the training loss is {loss}; the run stops here")
+                break
+            row = {"epoch": epoch, "train_loss": loss, "val_acc": evaluate(model, Xdv, ydv)[0],
+                   "val_loss": evaluate_loss(model, Xdv, ydv)}
+            if "val_acc_reestimated_bn" in history:
+                row["val_acc_reestimated_bn"] = reestimated_bn_accuracy(model, Xtr, Xdv, ydv)
+            row["epoch_seconds"] = time.time() - t0
+            row = {k: round(v, 6) if isinstance(v, float) else v
+                   for k, v in row.items()}  # as recorded
+            for k in history:
+                history[k].append(row[k])
+            if best["val_acc"] is None or row["val_acc"] > best["val_acc"]:
+                best = {"val_acc": row["val_acc"], "epoch": epoch,
+                        "state": copy.deepcopy(model.state_dict())}
+            if checkpoint:  # the best epoch so far and the history, whole, after every epoch
+                save_checkpoint(checkpoint, best, history)
+            print(f"[{name}] epoch {epoch:2d}/{epochs} | train loss {loss:.4f} | val acc "
+                  f"{row['val_acc']:.4f} | {row['epoch_seconds']:.1f} s", flush=True)
+    except KeyboardInterrupt:
+        status = "interrupted"
     final_test_acc = evaluate(model, Xte, yte)[0] if status == "completed" else None
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     return {"history": history, "status": status, "final_test_acc": final_test_acc,
             "best_val_acc": best["val_acc"], "best_epoch": best["epoch"]}
+
+
+def save_checkpoint(path, best, history):
+    state = {"model": best["state"], "epoch": best["epoch"], "val_acc": best["val_acc"],
+             "history": history}
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def confusion(y_true, y_pred, n=len(CLASSES)):
@@ -296,7 +312,9 @@ def train_run(args, lr, splits, device):
     optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[args.optimizer](
         model.parameters(), lr=lr, weight_decay=args.l2_decay)
     start = time.time()
-    fitted = fit(model, splits, optimizer, args.epochs, args.batch_size, args.seed, name)
+    stem = os.path.join(args.out_dir, name)
+    fitted = fit(model, splits, optimizer, args.epochs, args.batch_size, args.seed, name,
+                 checkpoint=stem + ".pt")
     config = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": lr,
               "l2_decay": args.l2_decay, "dropout": args.dropout, "optimizer": args.optimizer,
               "batch_norm": not args.no_batch_norm, "maxpool": not args.no_maxpool,
@@ -319,12 +337,16 @@ def train_run(args, lr, splits, device):
         record.update(best_val_test_acc=correct.float().mean().item(),
                       best_val_test_acc_ci=wilson_ci(int(correct.sum()), len(correct)),
                       confusion_matrix=confusion(yte.cpu(), preds))
-    stem = os.path.join(args.out_dir, name)
     figures = run_figures(record, stem)
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     print(f"[{name}] {record['status']}: final test acc {fmt(record['final_test_acc'])} | best-val "
           f"epoch {record['best_epoch']} test acc {fmt(record['best_val_test_acc'])} | wrote "
           f"{save_json(record, stem + '.json')}, {', '.join(figures)}")
+    if record["status"] == "interrupted":
+        kept = (f"{stem}.pt holds epoch {record['best_epoch']} (val acc "
+                f"{record['best_val_acc']:.4f})" if record["best_epoch"] else "no epoch finished")
+        print(f"\ninterrupted after {len(record['history']['epoch'])} epoch(s): {kept}; the record "
+              "above keeps the history", file=sys.stderr)
     return record
 
 
@@ -347,7 +369,11 @@ def run_figures(record, stem):
 def sweep(args, splits, device):
     """Q2.1: train at each learning rate, choose the best by validation accuracy, and draw the
     training loss and validation accuracy of every rate on one figure each."""
-    records = [train_run(args, lr, splits, device) for lr in args.sweep]
+    records = []
+    for lr in args.sweep:
+        records.append(train_run(args, lr, splits, device))
+        if records[-1]["status"] == "interrupted":
+            return EXIT["interrupted"]
     stem = os.path.join(args.out_dir, f"sweep-{'vanilla' if args.no_batch_norm else 'bn'}")
     epochs = list(range(1, args.epochs + 1))
     label = lambda r: (f"lr={r['config']['learning_rate']:g}"
@@ -383,7 +409,7 @@ def parse_args(argv=None):
     p.add_argument("-global_pool", choices=["auto", "on", "off"], default="auto",
                    help="global average pooling after the last block, or flatten "
                    "(auto: pooling with batch norm)")
-    p.add_argument("-data_path", default=INTEL_PATH, help="the Intel landscapes .npz file")
+    p.add_argument("-data_path", default=home(INTEL_PATH), help="the Intel landscapes .npz file")
     p.add_argument("-device", default="auto", help="cpu, cuda, cuda:N, mps, or auto (cuda if any)")
     p.add_argument("-sweep", type=rate, nargs="+", metavar="LR", default=None,
                    help="train at each of these learning rates and choose on validation")
@@ -393,7 +419,8 @@ def parse_args(argv=None):
     p.add_argument("-seed", type=int, default=42, help="one seed for python, numpy and torch")
     p.add_argument("-num_threads", type=in_range(int, 0), default=1,
                    help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
-    p.add_argument("-out_dir", default="runs/q2", help="where the JSON records and figures go")
+    p.add_argument("-out_dir", default=home("runs/q2"),
+                   help="where the JSON records, checkpoints and figures go")
     args = p.parse_args(argv)
     if args.batch_size < MIN_BN_BATCH and not args.no_batch_norm:
         p.error(f"argument -batch_size: batch norm needs at least {MIN_BN_BATCH} images per batch "
@@ -411,7 +438,7 @@ def main(argv=None):
                   for s, (X, y) in splits.items()}
     if args.sweep:
         return sweep(args, splits, device)
-    return 0 if train_run(args, args.learning_rate, splits, device)["status"] == "completed" else 3
+    return EXIT[train_run(args, args.learning_rate, splits, device)["status"]]
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@
 
 The course skeleton's functions, filled in and batched. A checkpoint holds the model's state_dict
 with its config and vocabularies, so test needs only its name. Records go to runs/q3/ (--out_dir).
+Default paths (data/, runs/, the checkpoints) are the repository's, wherever the script is started
+from; a path given on the command line is taken as given.
 """
 import argparse
 import math
@@ -24,11 +26,13 @@ from tqdm import tqdm
 from data import (EOS_IDX, PAD_IDX, SOS_IDX, DataError, Seq2SeqDataset, Vocabulary, build_datasets,
                   load_corpus)
 from models import BahdanauAttention, Decoder, Encoder, Seq2Seq
-from utils import (InputError, atomic_write, get_device, in_range, plot_curves, run, save_json,
-                   set_threads)
+from utils import (InputError, atomic_write, get_device, home, in_range, plot_curves, run,
+                   save_json, set_threads)
 
 KIND = "hw2-q3-p2g-seq2seq"  # what our checkpoints say they are
 EVAL_BATCH = 500  # words decoded at once
+MODE_FLAGS = {"train": {"lr", "dropout", "n_epochs", "batch_size", "hidden_size"},
+              "test": {"topp", "k"}}  # the flags of one mode only: the other refuses them
 # The assignment's configuration, written once: the flags' defaults and train()'s read it.
 CONFIG = {"lr": 0.003, "dropout": 0.3, "n_epochs": 20, "batch_size": 64, "hidden_size": 128,
           "seed": 42, "max_len": 50}
@@ -84,31 +88,35 @@ def train(data, model, lr, n_epochs, checkpoint_name, max_len=CONFIG["max_len"],
     batches = batches or (lambda dataset, size, rng: dataset.batches(size, rng=rng))
     history = {"epoch": [], "train_loss": [], "val_cer": [], "val_wer": [], "seconds": []}
     best, status = {"score": [math.inf], "epoch": 0, "val_cer": None, "val_wer": None}, "completed"
-    for epoch in range(1, n_epochs + 1):
-        t0 = time.time()
-        loss = train_epoch(model, batches(train_set, batch_size, rng), train_set, optimizer,
-                           criterion, progress)
-        if not math.isfinite(loss) or not all(torch.isfinite(p).all() for p in model.parameters()):
-            status = "diverged"
-            log(f"epoch {epoch:2d}/{n_epochs} | the loss or a weight is not finite: the run stops "
-                f"here; {checkpoint_name} keeps epoch {best['epoch'] or 'none'}")
-            break
-        if schedule is not None:
-            schedule.step()
-        val_cer, val_wer = test(model, val_set, max_len=max_len)
-        row = {"epoch": epoch, "train_loss": loss, "val_cer": val_cer, "val_wer": val_wer,
-               "seconds": time.time() - t0}
-        for k, v in row.items():
-            history[k].append(round(v, 6) if isinstance(v, float) else v)
-        score = [val_cer] if select_on == "cer" else [val_wer, val_cer]
-        mark = " *" if score < best["score"] else ""
-        if mark:
-            best = {"score": score, "epoch": epoch, "val_cer": val_cer, "val_wer": val_wer}
-            state = {**(meta or {}), "model": model.state_dict(), "epoch": epoch,
-                     "val_cer": val_cer, "val_wer": val_wer}
-            atomic_write(checkpoint_name, lambda f: torch.save(state, f))
-        log(f"epoch {epoch:2d}/{n_epochs} | train loss {loss:.4f} | val CER {val_cer:.4f} | "
-            f"val WER {val_wer:.4f} | {row['seconds']:.1f} s{mark}")
+    try:  # Ctrl-C ends the run as "interrupted": the epochs run are recorded, the checkpoint whole
+        for epoch in range(1, n_epochs + 1):
+            t0 = time.time()
+            loss = train_epoch(model, batches(train_set, batch_size, rng), train_set, optimizer,
+                               criterion, progress)
+            finite = all(torch.isfinite(p).all() for p in model.parameters())
+            if not math.isfinite(loss) or not finite:
+                status = "diverged"
+                log(f"epoch {epoch:2d}/{n_epochs} | the loss or a weight is not finite: the run "
+                    f"stops here; {checkpoint_name} keeps epoch {best['epoch'] or 'none'}")
+                break
+            if schedule is not None:
+                schedule.step()
+            val_cer, val_wer = test(model, val_set, max_len=max_len)
+            row = {"epoch": epoch, "train_loss": loss, "val_cer": val_cer, "val_wer": val_wer,
+                   "seconds": time.time() - t0}
+            for k, v in row.items():
+                history[k].append(round(v, 6) if isinstance(v, float) else v)
+            score = [val_cer] if select_on == "cer" else [val_wer, val_cer]
+            mark = " *" if score < best["score"] else ""
+            if mark:
+                best = {"score": score, "epoch": epoch, "val_cer": val_cer, "val_wer": val_wer}
+                state = {**(meta or {}), "model": model.state_dict(), "epoch": epoch,
+                         "val_cer": val_cer, "val_wer": val_wer}
+                atomic_write(checkpoint_name, lambda f: torch.save(state, f))
+            log(f"epoch {epoch:2d}/{n_epochs} | train loss {loss:.4f} | val CER {val_cer:.4f} | "
+                f"val WER {val_wer:.4f} | {row['seconds']:.1f} s{mark}")
+    except KeyboardInterrupt:
+        status = "interrupted"
     (record if record is not None else {}).update(
         status=status, history=history, best_epoch=best["epoch"], best_val_cer=best["val_cer"],
         best_val_wer=best["val_wer"], wall_seconds=round(sum(history["seconds"]), 1))
@@ -388,6 +396,13 @@ def train_mode(args, device, extra=None, **options):
     h = record["history"]
     figure = plot_curves(h["epoch"], {"validation": h["val_cer"]}, "Validation CER",
                          stem_of(args) + "-val_cer", png=True)
+    if record["status"] == "interrupted":
+        kept = (f"{args.checkpoint_name} holds epoch {record['best_epoch']} (val CER "
+                f"{record['best_val_cer']:.4f})" if record["best_epoch"]
+                else "no checkpoint written by this run")
+        print(f"\ninterrupted after {len(h['epoch'])} epoch(s): {kept}; wrote {path}",
+              file=sys.stderr)
+        return 130
     if record["status"] != "completed":
         print(f"diverged: wrote {path}")
         return 3
@@ -410,9 +425,13 @@ def test_mode(args, device):
     rng = torch.Generator(device=device).manual_seed(args.seed)
     print(f"{args.checkpoint_name}: attention {config['use_attn']}, epoch {ckpt['epoch']}, "
           f"val CER {ckpt['val_cer']:.4f}")
+    if args.use_attn and not config["use_attn"]:
+        print(f"note: {args.checkpoint_name} holds a model without attention; in test, --use_attn "
+              "only names the default checkpoint", file=sys.stderr)
     t0 = time.time()
     cer, wer, preds = test(model, test_set, max_len, args.topp, rng, return_predictions=True)
-    print(f"Test CER: {cer:.4f}, Test WER: {wer:.4f}")
+    print(f"Test CER: {cer:.4f}, Test WER: {wer:.4f}"
+          + ("" if args.topp is None else f" (one sample per word, nucleus p = {args.topp:g})"))
     result = {"checkpoint": args.checkpoint_name, "config": config, "best_epoch": ckpt["epoch"],
               "decoding": "greedy" if args.topp is None else f"topp{args.topp:g}",
               "topp": args.topp, "k": args.k, "seed": args.seed, "max_len": max_len,
@@ -453,7 +472,8 @@ def parse_args(argv=None):
     p.add_argument("--data_dir", default=None, help="folder with train/valid/test.tsv (default: "
                    "data/, or a loud ISLEX-based fallback when data/train.tsv is missing)")
     p.add_argument("--checkpoint_name", default=None, help="checkpoint written or tested (default: "
-                   "attn.pt with --use_attn or --topp, else no-attn.pt)")
+                   "attn.pt with --use_attn, and in test with --topp, which samples the attention "
+                   "model as the assignment does; else no-attn.pt)")
     p.add_argument("--topp", type=in_range(float, 0, 1, low_open=True), default=None,
                    help="test: nucleus sampling with this p in (0, 1] (default: greedy decoding)")
     p.add_argument("--k", type=positive, default=3, help="test: samples per word for WER@k")
@@ -463,15 +483,22 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps, or auto (cuda if any)")
     p.add_argument("--num_threads", type=in_range(int, 0), default=1,
                    help="torch CPU threads (1 gives the committed numbers; 0: torch's default)")
-    p.add_argument("--out_dir", default="runs/q3", help="where the JSON records and figures go")
+    p.add_argument("--out_dir", default=home("runs/q3"),
+                   help="where the JSON records and figures go")
     args = p.parse_args(argv)
+    unset = object()  # argparse leaves a namespace's attributes alone unless the flag is given
+    given = {k for k, v in vars(p.parse_args(argv, argparse.Namespace(
+        **{k: unset for k in vars(args)}))).items() if v is not unset}
+    for mode, names in MODE_FLAGS.items():
+        for name in sorted(given & names if mode != args.mode else ()):
+            p.error(f"argument --{name}: {args.mode} does not take it, only {mode} does")
     if args.hidden_size % 2:
         p.error("argument --hidden_size: must be even (H/2 per encoder direction), "
                 f"got {args.hidden_size}")
-    args.checkpoint_name = args.checkpoint_name or (
+    args.checkpoint_name = args.checkpoint_name or home(
         "attn.pt" if args.use_attn or args.topp is not None else "no-attn.pt")
     args.data_fallback = args.data_dir is None
-    args.data_dir = os.path.normpath(args.data_dir or "data")
+    args.data_dir = os.path.normpath(args.data_dir) if args.data_dir else home("data")
     return args
 
 

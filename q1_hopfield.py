@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.functional import hessian, jacobian
 
-from utils import configure_seed, run, save_json, set_threads
+from utils import configure_seed, home, run, save_json, set_threads
 
 DT = torch.float64  # every check runs in float64
 
@@ -232,7 +232,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=42, help="seed of every random draw")
-    p.add_argument("--out_dir", default="runs/q1", help="where hopfield.json goes")
+    p.add_argument("--out_dir", default=home("runs/q1"),
+                   help="where hopfield.json goes (default: the repository's runs/q1)")
     args = p.parse_args(argv)
     set_threads(1)
     configure_seed(args.seed)

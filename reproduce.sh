@@ -7,7 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 [ -f .venv/bin/activate ] && . .venv/bin/activate  # the README's virtual environment, when there is one
 logs=runs/logs
-mkdir -p "$logs"
 spelt=('k æ t' 'f ə n ɛ t ɪ k s' 'ɡ ɹ æ f iː m')
 
 step() {  # step OUTPUT COMMAND...: COMMAND > runs/logs/<OUTPUT's name>.log, unless OUTPUT exists
@@ -15,6 +14,7 @@ step() {  # step OUTPUT COMMAND...: COMMAND > runs/logs/<OUTPUT's name>.log, unl
   log=$logs/$(basename "${out%.*}").log
   if [ "${DRY:-0}" = 1 ]; then printf 'dry:'; printf ' %q' "$@"; echo; return; fi
   if [ "${FORCE:-0}" != 1 ] && [ -e "$out" ]; then echo "  skip: $out exists"; return; fi
+  mkdir -p "$logs"
   echo "  run:  $* > $log"
   local t0=$SECONDS
   "$@" > "$log" 2>&1 || { echo "  FAILED (see $log)"; tail -n 5 "$log"; exit 1; }

@@ -73,7 +73,16 @@ class ClassificationDataset(torch.utils.data.Dataset):
 
 # ---- ours: the Intel images, one-line errors ---------------------------------------------------
 
-INTEL_PATH = "data/intel_landscapes.v2.npz"
+HOME = os.path.dirname(os.path.abspath(__file__))  # the repository, where the defaults point
+
+
+def home(path):
+    """path in the repository, as seen from the working folder: the scripts' default paths, which
+    hold wherever a script is started from (a path given on the command line is taken as given)."""
+    return os.path.relpath(os.path.join(HOME, path))
+
+
+INTEL_PATH = "data/intel_landscapes.v2.npz"  # in the repository
 CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
 IMAGE_SIDE = 48  # the images are IMAGE_SIDE x IMAGE_SIDE x 3, colours last
 SPLITS = {"train": "train", "dev": "val", "test": "test"}  # our split name -> the npz key prefix
@@ -87,7 +96,7 @@ def read_npz(data_path):
     """{key: array} of the Intel .npz file, every split's images and labels checked; an InputError
     naming the file and key otherwise."""
     if not os.path.isfile(data_path):
-        raise InputError(f"{data_path}: file not found; put the Intel file at {INTEL_PATH}")
+        raise InputError(f"{data_path}: file not found; put the Intel file at {home(INTEL_PATH)}")
     try:
         npz = np.load(data_path)
         arrays = {k: npz[k] for k in npz.files}
@@ -163,21 +172,17 @@ def set_threads(n):
     return torch.get_num_threads()
 
 
-def run(main, argv=None):
-    """Run main(argv) as a program: an InputError is one line on stderr and exit 2, Ctrl-C exit 130;
-    main's return value is the exit code. Scripts are run from the repository root, where their
-    default paths (data/, runs/, attn.pt) point."""
+def run(main, argv=None, kept="nothing"):
+    """Run main(argv) as a program: an InputError is one line on stderr and exit 2; Ctrl-C exit 130,
+    saying what is kept (a run that keeps epochs says so itself); main's return value is the exit
+    code."""
     try:
-        root, here = os.path.dirname(os.path.abspath(sys.argv[0])), os.getcwd()
-        if here.startswith(root + os.sep):
-            raise InputError(f"run {os.path.basename(sys.argv[0])} from the repository root: "
-                             f"cd {os.path.relpath(root)}")
         code = main(argv)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:
-        print("\ninterrupted: the best checkpoint so far is whole", file=sys.stderr)
+        print(f"\ninterrupted: {kept} is kept", file=sys.stderr)
         code = 130
     sys.exit(code or 0)
 

@@ -81,6 +81,8 @@ def train_or_reuse(run, corpus, dirs, device):
     print(f"training {run.name}", flush=True)
     record = q3.train_run(run.config, corpus, ckpt, device, log=lambda line: None,
                           **options(run.config))
+    if record["status"] == "interrupted":
+        raise KeyboardInterrupt
     if record["status"] != "completed":
         raise InputError(f"study run {run.name} diverged at epoch "
                          f"{len(record['history']['epoch']) + 1}")
@@ -345,4 +347,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, kept="every finished run (reused by the next start)")

@@ -30,6 +30,30 @@ PAIRS = [(p.split(), w) for p, w in WORDS]  # as data.read_pairs returns them
 CORPUS = {s: PAIRS for s in data.SPLITS}  # as data.load_corpus returns it
 
 
+def checkout():
+    """Every file of the checkout, with its modification time, but the environment and caches."""
+    skip, found = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}, set()
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in skip]
+        found |= {(os.path.relpath(os.path.join(folder, f), ROOT), os.lstat(os.path.join(folder, f)).st_mtime)
+                  for f in files}
+    return found | {(os.path.relpath(folder, ROOT) + "/", 0) for folder, _, _ in os.walk(ROOT)
+                    if not set(os.path.relpath(folder, ROOT).split(os.sep)) & skip}
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, with or without xdist workers
+        session.config.checkout = checkout()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite leaves the checkout as it found it: a test that writes there fails the run."""
+    if hasattr(session.config, "checkout") and checkout() != session.config.checkout:
+        changed = sorted(name for name, _ in checkout() ^ session.config.checkout)
+        print(f"\nthe tests changed the checkout: {', '.join(changed[:10])}", file=sys.stderr)
+        session.exitstatus = 1
+
+
 @pytest.fixture(params=DEVICES)
 def device(request):
     """Every test that runs a model runs on the CPU and, where CUDA is available, on the GPU too."""

@@ -2,7 +2,6 @@
 and the fragment of the one error line expected. Every row must exit non-zero with exactly one error line
 and no traceback, and leave every file it found as it was. A new failure mode gets a row here."""
 import hashlib
-import os
 import shlex
 from typing import NamedTuple
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, WORDS, call_main, intel_npz
+from conftest import WORDS, call_main, intel_npz
 
 GOOD_TSV = "".join(f"{p}\t{w}\n" for p, w in WORDS)
 CORPUS = {"data/train.tsv": GOOD_TSV, "data/valid.tsv": GOOD_TSV, "data/test.tsv": GOOD_TSV}
@@ -22,7 +21,6 @@ class Row(NamedTuple):
     command: str
     files: dict  # name -> text, or (kind, value): ("npz", arrays changed), ("checkpoint", config changed), ...
     message: str
-    folder: str = ""  # run in this folder of the repository instead of the fresh one
 
 
 ROWS = [
@@ -85,8 +83,9 @@ ROWS = [
         {"bad.pt": ("checkpoint", {"config": {"use_attn": False}})}, "bad.pt: damaged checkpoint (RuntimeError"),
     Row("q3 an input-feeding checkpoint", "hw2-q3.py test --checkpoint_name f.pt",
         {"f.pt": ("checkpoint", {"config": {"input_feed": True}})}, "f.pt: a model with input feeding"),
-    Row("q3 run from a folder inside the repository", "hw2-q3.py train --use_attn", {},
-        "run hw2-q3.py from the repository root: cd ..", folder="report"),
+    Row("q3 train with a flag of test", "hw2-q3.py train --topp 0.8", {},
+        "argument --topp: train does not take it, only test does"),
+    Row("q3 test with a flag of train", "hw2-q3.py test --lr 0.1", {}, "argument --lr: test does not take it, only train does"),
     # ---- Q1 and beyond
     Row("q1 out_dir is a file", "q1_hopfield.py --out_dir f", {"f": "keep"}, "cannot write f/"),
     Row("attention plot larger than the test set", "beyond.beam --checkpoint_name attn.pt --plot_attn 99",
@@ -139,7 +138,7 @@ def test_bad_input_is_one_error_line_and_a_non_zero_exit(row, tmp_path, trained)
     prepare(tmp_path, row.files, trained[2])
     before = digests(tmp_path)
     script, *args = shlex.split(row.command)
-    code, _, err = call_main(script, *args, cwd=os.path.join(ROOT, row.folder) if row.folder else tmp_path)
+    code, _, err = call_main(script, *args, cwd=tmp_path)
     assert code != 0 and "Traceback" not in err, err
     errors = [line for line in err.splitlines() if line.startswith("error:") or ": error:" in line]
     assert len(errors) == 1 and row.message in errors[0], err

@@ -304,7 +304,8 @@ def test_the_modules_run_as_a_user_runs_them(trained, tmp_path):
     probs = [float(s.rsplit(" ", 1)[1]) for s in lines[0].split("\t")[1:]]
     assert 1 <= len(probs) <= 3 and probs == sorted(probs, reverse=True)
     code, out, err = run_script("-m", "beyond.train", "--use_attn", "--dropout_site", "output", "--bucket", "2",
-                                "--n_epochs", "1", "--hidden_size", "8", "--checkpoint_name", "x.pt", cwd=tmp_path)
+                                "--n_epochs", "1", "--hidden_size", "8", "--checkpoint_name", "x.pt", "--data_dir", "data",
+                                "--out_dir", "runs/q3", cwd=tmp_path)
     config = json.loads((tmp_path / "runs/q3/x-train.json").read_text())["config"]
     assert code == 0 and config["dropout_site"] == "output" and config["bucket"] == 2, err
 

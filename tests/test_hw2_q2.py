@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import dropped, intel_npz, q2, run_script
+from conftest import call_main, dropped, intel_npz, q2, run_script
 from utils import CLASSES, IMAGE_SIDE
 
 
@@ -253,3 +253,23 @@ def test_a_run_writes_its_record_and_figures(tmp_path):
     assert sum(map(sum, record["confusion_matrix"])) == 12 and record["n_params"] == 755_718
     assert all((tmp_path / "out" / f"cnn-bn-lr0.01-{f}.pdf").exists() for f in ("losses", "val_acc"))
     assert "fc1" in out and "755,718 trainable parameters" in out  # Q2.3, per layer
+
+
+def test_ctrl_c_keeps_the_epochs_run_and_the_best_epoch_so_far(tmp_path, monkeypatch):
+    """Ctrl-C in the second epoch: the record holds epoch 1 as "interrupted" and the run's .pt the
+    best epoch so far with the history; the exit code is 130 and the last line says what is kept."""
+    epochs, train_epoch = [], q2.train_epoch
+
+    def stopped_in_epoch_2(*args, **kwargs):
+        epochs.append(1)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+    monkeypatch.setattr(q2, "train_epoch", stopped_in_epoch_2)
+    npz = intel_npz(tmp_path / "intel.npz")
+    code, out, err = call_main("hw2-q2.py", "-data_path", npz, "-epochs", "3", "-out_dir", "out", cwd=tmp_path)
+    record = json.loads((tmp_path / "out" / "cnn-bn-lr0.01.json").read_text())
+    kept = torch.load(tmp_path / "out" / "cnn-bn-lr0.01.pt", weights_only=True)
+    assert code == 130 and record["status"] == "interrupted" and record["history"]["epoch"] == [1]
+    assert kept["epoch"] == 1 and kept["history"] == record["history"] and record["final_test_acc"] is None
+    assert err.strip().splitlines()[-1].startswith("interrupted after 1 epoch(s): out/cnn-bn-lr0.01.pt holds epoch 1")

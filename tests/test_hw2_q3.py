@@ -31,13 +31,16 @@ Mistakes tried (python tests/mutants.py), each caught by the test named:
 """
 import copy
 import json
+import os
+import shutil
 
 import Levenshtein
 
 import pytest
 import torch
 
-from conftest import (PAIRS, call_main, course_model, q3, random_batch, run_script,
+import utils
+from conftest import (PAIRS, ROOT, call_main, course_model, q3, random_batch, run_script,
                       teacher_forced_log_prob, tiny_config, tiny_train, vocabularies, write_corpus)
 from data import EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset
 from models import reshape_state
@@ -259,8 +262,10 @@ def test_a_run_whose_loss_is_not_finite_stops_as_diverged_and_keeps_its_best_epo
     assert all(torch.isfinite(w).all() for w in saved["model"].values())
 
 
-def test_without_the_course_data_training_falls_back_to_islex_loudly(tmp_path):
+def test_without_the_course_data_training_falls_back_to_islex_loudly(tmp_path, monkeypatch):
+    """As if the repository were tmp_path, which has no data/."""
     pytest.importorskip("pysle")
+    monkeypatch.setattr(utils, "HOME", str(tmp_path))
     code, out, err = call_main("hw2-q3.py", "train", "--n_epochs", "1", "--hidden_size", "8",
                                "--batch_size", "256", "--checkpoint_name", "m.pt", cwd=tmp_path)
     assert code == 0 and "the course P2G data are missing" in err and "ISLEX" in err
@@ -269,20 +274,57 @@ def test_without_the_course_data_training_falls_back_to_islex_loudly(tmp_path):
     assert record["config"]["data"].startswith("islex") and (tmp_path / "m.pt").exists()
 
 
-def test_train_then_test_as_a_user_runs_them(tmp_path):
-    """Two fresh processes: train writes the checkpoint, its record and figure; test needs only the
-    checkpoint's name, and its record's scores are those of its predictions."""
-    write_corpus(tmp_path / "data")
-    code, out, err = run_script("hw2-q3.py", "train", "--use_attn", "--n_epochs", "2", "--hidden_size", "16",
-                                "--checkpoint_name", "attn.pt", cwd=tmp_path)
+def test_train_then_test_as_a_user_runs_them_from_another_folder(tmp_path):
+    """Two fresh processes of a copy of the scripts in repo/, started from elsewhere/: train's default
+    paths (data/, the checkpoint, runs/) are the repository's; test needs only the default checkpoint
+    name, writes where --out_dir says, and its record's scores are those of its predictions."""
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    for name in ("hw2-q3.py", "data.py", "utils.py", "models.py"):
+        shutil.copy(os.path.join(ROOT, name), write_corpus(repo / "data").parent / name)
+    elsewhere.mkdir()
+    code, out, err = run_script(str(repo / "hw2-q3.py"), "train", "--use_attn", "--n_epochs", "2", "--hidden_size", "16",
+                                cwd=elsewhere)
     assert code == 0, err
-    assert (tmp_path / "runs/q3/attn-train.json").exists() and (tmp_path / "runs/q3/attn-val_cer.png").exists()
-    code, out, err = run_script("hw2-q3.py", "test", "--topp", "0.8", cwd=tmp_path)  # attn.pt by default
-    assert code == 0 and "Test WER@3" in out, err
-    record = json.loads((tmp_path / "runs/q3/attn-test-topp0.8.json").read_text())
+    assert (repo / "attn.pt").exists() and (repo / "runs/q3/attn-val_cer.png").exists() and not any(elsewhere.iterdir())
+    assert json.loads((repo / "runs/q3/attn-train.json").read_text())["config"]["data"] == "../repo/data"
+    code, out, err = run_script(str(repo / "hw2-q3.py"), "test", "--topp", "0.8", "--out_dir", "out", cwd=elsewhere)
+    assert code == 0 and "Test WER@3" in out and "(one sample per word, nucleus p = 0.8)" in out, err
+    record = json.loads((elsewhere / "out/attn-test-topp0.8.json").read_text())
     examples = record["examples"]
     golds, preds = [e["gold"] for e in examples], [e["pred"] for e in examples]
     assert record["cer"] == pytest.approx(sum(map(Levenshtein.distance, preds, golds)) / sum(map(len, golds)))
     assert record["wer"] == pytest.approx(sum(p != g for p, g in zip(preds, golds)) / len(golds))
     assert record["wer_at_k"] == sum(e["gold"] not in e["samples"] for e in examples) / len(examples)
     assert record["config"]["use_attn"] and record["cer_ci"][0] <= record["cer"] <= record["cer_ci"][1]
+
+
+def test_ctrl_c_keeps_the_epochs_run_in_the_record_and_the_best_in_the_checkpoint(trained, tmp_path, monkeypatch):
+    """Ctrl-C in the second epoch: the record holds epoch 1 as "interrupted", the checkpoint epoch 1;
+    the exit code is 130 and the last line says what is kept."""
+    epochs, train_epoch = [], q3.train_epoch
+
+    def stopped_in_epoch_2(*args, **kwargs):
+        epochs.append(1)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+    monkeypatch.setattr(q3, "train_epoch", stopped_in_epoch_2)
+    write_corpus(tmp_path / "data")
+    code, out, err = call_main("hw2-q3.py", "train", "--n_epochs", "3", "--hidden_size", "8", "--data_dir", "data",
+                               "--checkpoint_name", "m.pt", "--out_dir", "out", cwd=tmp_path)
+    record = json.loads((tmp_path / "out/m-train.json").read_text())
+    assert code == 130 and record["status"] == "interrupted" and record["history"]["epoch"] == [1]
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["epoch"] == 1
+    assert err.strip().splitlines()[-1].startswith("interrupted after 1 epoch(s): m.pt holds epoch 1 (val CER ")
+
+
+def test_test_with_use_attn_on_a_model_without_attention_says_so(trained, tmp_path):
+    path = tmp_path / "plain.pt"
+    state = torch.load(trained[2], weights_only=True)
+    state["config"]["use_attn"] = False
+    state["model"] = {k: v for k, v in state["model"].items() if ".attn." not in k}
+    torch.save(state, path)
+    write_corpus(tmp_path / "data")
+    code, out, err = call_main("hw2-q3.py", "test", "--use_attn", "--checkpoint_name", path, "--data_dir", "data",
+                               "--out_dir", "out", cwd=tmp_path)
+    assert code == 0 and f"note: {path} holds a model without attention" in err, err
