@@ -8,18 +8,19 @@ import json
 import os
 
 import Levenshtein
+import numpy as np
 import pytest
 import torch
 
 import beyond.study as study
-from beyond import compare as compare_mod, decoding, diagnostics
+from beyond import compare as compare_mod, decoding, diagnostics, rebuild_intel
 from beyond.train import bucketed
 from conftest import (A_ID as A, BIGRAM, PAIRS, ROOT, WORDS, Bigram, call_main, q3,
                       random_batch,
                       random_model,
                       run_script, teacher_forced_log_prob, tiny_config, vocabularies, write_corpus)
 from data import EOS_IDX, Seq2SeqDataset, Vocabulary
-from utils import InputError, save_json
+from utils import CLASSES, InputError, save_json
 
 TINY = tiny_config(n_epochs=2, select_on="wer")
 VALID = WORDS[:8]  # validation words of their own, so that the scores of validation can be told apart
@@ -366,3 +367,32 @@ def test_the_committed_paired_comparisons_reproduce(tmp_path):
     assert code == 0, err
     ours = json.loads((tmp_path / "paired.json").read_text())
     assert ours == json.loads(open(os.path.join(ROOT, "results", "q3", "paired.json")).read())
+
+
+def test_the_intel_rebuild_puts_each_image_in_its_class_block_and_split(tmp_path):
+    """Solid-colour JPGs of several sizes: test in class blocks, names sorted as strings (10.jpg before
+    9.jpg); validation the first tenth, rounded up, of RandomState(42)'s permutation of the training
+    images; a file that one GitHub copy adds is left out; each image resized to 48 x 48 whole."""
+    from PIL import Image
+    colours, train_files = {}, []
+    for label, name in enumerate(CLASSES):
+        for part, files in (("seg_train", ["9.jpg", "10.jpg"]), ("seg_test", ["5.jpg"])):
+            for i, f in enumerate(files + (["0.jpg"] if part == "seg_train" and name == "sea" else [])):
+                (tmp_path / part / name).mkdir(parents=True, exist_ok=True)
+                colour = (40 * label + 20, 100 + 60 * i, 200 if part == "seg_test" else 30)
+                Image.new("RGB", (60 + 9 * i, 50), colour).save(tmp_path / part / name / f, quality=95)
+                colours[f"{part}/{name}/{f}"] = colour
+            train_files += [f"seg_train/{name}/10.jpg", f"seg_train/{name}/9.jpg"] if part == "seg_train" else []
+    code, out, err = call_main("beyond.rebuild_intel", tmp_path, "--out", tmp_path / "x.npz")
+    assert code == 0, err
+    arrays = dict(np.load(tmp_path / "x.npz"))
+    perm = np.random.RandomState(42).permutation(12)
+    expected = {"train": [train_files[i] for i in perm[2:]], "val": [train_files[i] for i in perm[:2]],
+                "test": [f"seg_test/{name}/5.jpg" for name in CLASSES]}
+    for split, files in expected.items():
+        assert arrays[f"{split}_images"].shape == (len(files), 48, 48, 3)
+        assert arrays[f"{split}_labels"].reshape(-1).tolist() == [CLASSES.index(f.split("/")[1]) for f in files]
+        means = arrays[f"{split}_images"].reshape(len(files), -1, 3).mean(1)
+        assert np.abs(means - np.array([colours[f] for f in files])).max() < 3
+    for key, digest in rebuild_intel.digests(arrays).items():
+        assert f"sha256 {digest}" in out
