@@ -7,6 +7,7 @@ the READMEs' generated parts from the same JSONs.
     python report/build.py --final                        # refuses to build until they are filled
 """
 import argparse
+import glob
 import json
 import os
 import sys
@@ -175,6 +176,37 @@ def readme_speed():
                      + [f"| {what} | {value} |" for what, value in rows])
 
 
+def readme_times():
+    """The README's table of times, from the run records."""
+    sweep = load("q2/sweep-vanilla.json")
+    bn, vanilla = (load(f"q2/{n}.json") for n in (f"cnn-bn-lr{sweep['best_learning_rate']:g}",
+                                                  sweep["best_run"]))
+    attn, noattn, topp = (load(f"q3/{n}.json") for n in ("attn-train", "no-attn-train",
+                                                         "attn-test-topp0.8"))
+    epoch = lambda r: r["wall_seconds"] / len(r["history"]["epoch"])  # training and validation
+    sweep_hours = sum(load(f"q2/{name}.json")["wall_seconds"] for name in sweep["runs"]) / 3600
+    records = [load_json(p) for p in glob.glob(os.path.join(ROOT, "results", "**", "*.json"),
+                                                recursive=True)]
+    total = sum(r.get("wall_seconds", 0) + r.get("decode_seconds", 0) for r in records
+                if isinstance(r, dict)) / 3600
+    rows = [
+        ("`python hw2-q3.py train --use_attn`", f"{attn['wall_seconds'] / 60:.1f} min "
+         f"({attn['config']['n_epochs']} epochs); without attention "
+         f"{noattn['wall_seconds'] / 60:.1f} min"),
+        ("`python hw2-q3.py test --topp 0.8`", f"{topp['decode_seconds']:.1f} s of decoding per "
+         f"pass over the test words ({1 + topp['k']} passes), after a few seconds of start"),
+        ("`python hw2-q2.py -learning_rate 0.01`", f"{bn['wall_seconds'] / 60:.0f} min: "
+         f"{bn['config']['epochs']} epochs of {epoch(bn):.0f} s, validation included"),
+        ("`python hw2-q2.py -no_batch_norm -sweep 0.1 0.01 0.001`", f"{sweep_hours:.1f} h: "
+         f"{len(sweep['runs'])} runs of {vanilla['config']['epochs']} epochs of about "
+         f"{epoch(vanilla):.0f} s"),
+        ("`./reproduce.sh` (everything, the strongest-model study included)",
+         f"about {total:.1f} h"),
+    ]
+    return "\n".join(["| command | time on one CPU thread (the committed runs) |", "|---|---|"]
+                      + [f"| {what} | {value} |" for what, value in rows])
+
+
 def generated_parts():
     """{file: [(tag, text)]}: the parts of the READMEs that the results give."""
     def spelt(name):
@@ -183,7 +215,7 @@ def generated_parts():
              spelt("attn-spell.txt"), "",
              "From one member of the strongest ensemble (Appendix D):", "",
              spelt("strongest-spell.txt")]
-    return {"README.md": [("results", readme_results())],
+    return {"README.md": [("results", readme_results()), ("times", readme_times())],
             "beyond/README.md": [("speed", readme_speed()), ("spell", "\n".join(spell))]}
 
 
