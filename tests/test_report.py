@@ -13,7 +13,7 @@ import pytest
 
 import build
 from utils import InputError
-from conftest import ROOT
+from conftest import ROOT, call_main, intel_npz, write_corpus
 
 REPORT = os.path.join(ROOT, "report", "report.typ")
 # Constants of the assignment that the prose may state: learning rates, dropout, top-p.
@@ -39,7 +39,8 @@ def prose_decimals(text):
 
 def typesetting_slips(text):
     """Lines of prose where Typst would not print what the source says: a ';' right after an embedded
-    #expression (Typst swallows it) or a digit followed by ' (Typst makes it a prime)."""
+    #expression (Typst swallows it), a digit followed by ' (Typst makes it a prime), a full stop followed
+    by ' (an opening quote); and a file path in the text, which a reader of the PDF cannot follow."""
     slips = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if CODE_LINE.match(line):
@@ -49,6 +50,10 @@ def typesetting_slips(text):
             slips.append(f"line {lineno}: ';' after an embedded expression")
         if re.search(r"\d'", prose):
             slips.append(f"line {lineno}: a digit followed by '")
+        if re.search(r"\.'", prose):
+            slips.append(f"line {lineno}: a full stop followed by ' (Typst opens a quote)")
+        if re.search(r'(?<![\w"/])(results|runs|beyond|tests|report|data)/\w', prose):
+            slips.append(f"line {lineno}: a file path in the text")
     return slips
 
 
@@ -67,6 +72,9 @@ def test_the_report_checks_can_fail():
     assert typesetting_slips("the best epoch #fmt(x, d: 4); then") == ["line 1: ';' after an embedded expression"]
     assert typesetting_slips("round 1's choice") == ["line 1: a digit followed by '"]
     assert typesetting_slips("the best epoch #fmt(x)\\; then") == []
+    assert typesetting_slips("Bahdanau et al.'s score") == ["line 1: a full stop followed by ' (Typst opens a quote)"]
+    assert typesetting_slips("whose record is `results/q2/label-check.json`.") == ["line 1: a file path in the text"]
+    assert typesetting_slips('#let r = json("/results/q1/retrieval.json")') == []
     assert typesetting_slips("for #if n == 3 [all seeds] else [#n seeds]; the choice") == [
         "line 1: ';' after an embedded expression"]
 
@@ -200,3 +208,35 @@ def test_the_readmes_generated_parts_are_those_the_results_give():
     assert stale != readme and build.with_generated_parts(stale, blocks) == readme  # a stale number is put right
     with pytest.raises(InputError, match="the markers <!-- results:start -->"):
         build.with_generated_parts(readme.replace("<!-- results:start -->", ""), blocks)
+
+
+def field_names(record):
+    """A record's fields, with those of its config and history: 'config.seed', 'history.val_acc'."""
+    return {k for k in record} | {f"{k}.{sub}" for k in ("config", "history") if isinstance(record.get(k), dict)
+                                  for sub in record[k]}
+
+
+def test_every_record_not_frozen_has_the_fields_its_writer_writes_today(tmp_path):
+    """Tiny runs of hw2-q2.py (both networks) and hw2-q3.py (train, test greedy and top-p) give today's
+    fields; each committed record they write, unless frozen with its reason, holds exactly those."""
+    npz = intel_npz(tmp_path / "intel.npz")
+    for flags in ([], ["-no_batch_norm"]):
+        assert call_main("hw2-q2.py", "-data_path", npz, "-epochs", "1", "-out_dir", "q2", *flags, cwd=tmp_path)[0] == 0
+    write_corpus(tmp_path / "data")
+    q3 = ["--data_dir", "data", "--out_dir", "q3", "--checkpoint_name", "attn.pt"]
+    for args in (["train", "--use_attn", "--n_epochs", "1", "--hidden_size", "8"], ["test"], ["test", "--topp", "0.8"]):
+        assert call_main("hw2-q3.py", *args, *q3, cwd=tmp_path)[0] == 0
+    today = {"q2-bn": "q2/cnn-bn-lr0.01.json", "q2-vanilla": "q2/cnn-vanilla-lr0.01.json", "train": "q3/attn-train.json",
+             "greedy": "q3/attn-test-greedy.json", "topp": "q3/attn-test-topp0.8.json"}
+    today = {kind: field_names(json.loads((tmp_path / rel).read_text())) for kind, rel in today.items()}
+    stale = []
+    for entry in build.manifest():
+        command, name = entry["command"] or "", entry["file"]
+        kind = ("q2-vanilla" if "-no_batch_norm" in command else "q2-bn") if name.startswith("q2/cnn-") else (
+            "train" if command.startswith("python hw2-q3.py train") else
+            "topp" if "hw2-q3.py test" in command and "--topp" in command else
+            "greedy" if "hw2-q3.py test" in command else None)
+        if kind and name.endswith(".json") and not entry.get("frozen"):
+            if field_names(results(name)) != today[kind]:
+                stale.append(name)
+    assert not stale
