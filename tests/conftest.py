@@ -198,6 +198,18 @@ def dropped(before, after, p):
 
 # ---- the scripts ---------------------------------------------------------------------------------------
 
+def ctrl_c_in_epoch(n, train_epoch):
+    """train_epoch, but Ctrl-C (KeyboardInterrupt) as the n-th epoch starts."""
+    calls = []
+
+    def stopped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+    return stopped
+
+
 def run_script(*command, cwd=ROOT, stdin=None, timeout=300):
     """A script run as a user runs it, in a fresh python process: (exit code, stdout, stderr).
     command: "hw2-q3.py", "train", ... or "-m", "beyond.spell", ..."""

@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import call_main, dropped, intel_npz, q2, run_script
+from conftest import call_main, ctrl_c_in_epoch, dropped, intel_npz, q2, run_script
 from utils import CLASSES, IMAGE_SIDE
 
 
@@ -258,14 +258,7 @@ def test_a_run_writes_its_record_and_figures(tmp_path):
 def test_ctrl_c_keeps_the_epochs_run_and_the_best_epoch_so_far(tmp_path, monkeypatch):
     """Ctrl-C in the second epoch: the record holds epoch 1 as "interrupted" and the run's .pt the
     best epoch so far with the history; the exit code is 130 and the last line says what is kept."""
-    epochs, train_epoch = [], q2.train_epoch
-
-    def stopped_in_epoch_2(*args, **kwargs):
-        epochs.append(1)
-        if len(epochs) == 2:
-            raise KeyboardInterrupt
-        return train_epoch(*args, **kwargs)
-    monkeypatch.setattr(q2, "train_epoch", stopped_in_epoch_2)
+    monkeypatch.setattr(q2, "train_epoch", ctrl_c_in_epoch(2, q2.train_epoch))
     npz = intel_npz(tmp_path / "intel.npz")
     code, out, err = call_main("hw2-q2.py", "-data_path", npz, "-epochs", "3", "-out_dir", "out", cwd=tmp_path)
     record = json.loads((tmp_path / "out" / "cnn-bn-lr0.01.json").read_text())

@@ -40,7 +40,7 @@ import pytest
 import torch
 
 import utils
-from conftest import (PAIRS, ROOT, call_main, course_model, q3, random_batch, run_script,
+from conftest import (PAIRS, ROOT, call_main, course_model, ctrl_c_in_epoch, q3, random_batch, run_script,
                       teacher_forced_log_prob, tiny_config, tiny_train, vocabularies, write_corpus)
 from data import EOS_IDX, PAD_IDX, SOS_IDX, Seq2SeqDataset
 from models import reshape_state
@@ -301,14 +301,7 @@ def test_train_then_test_as_a_user_runs_them_from_another_folder(tmp_path):
 def test_ctrl_c_keeps_the_epochs_run_in_the_record_and_the_best_in_the_checkpoint(trained, tmp_path, monkeypatch):
     """Ctrl-C in the second epoch: the record holds epoch 1 as "interrupted", the checkpoint epoch 1;
     the exit code is 130 and the last line says what is kept."""
-    epochs, train_epoch = [], q3.train_epoch
-
-    def stopped_in_epoch_2(*args, **kwargs):
-        epochs.append(1)
-        if len(epochs) == 2:
-            raise KeyboardInterrupt
-        return train_epoch(*args, **kwargs)
-    monkeypatch.setattr(q3, "train_epoch", stopped_in_epoch_2)
+    monkeypatch.setattr(q3, "train_epoch", ctrl_c_in_epoch(2, q3.train_epoch))
     write_corpus(tmp_path / "data")
     code, out, err = call_main("hw2-q3.py", "train", "--n_epochs", "3", "--hidden_size", "8", "--data_dir", "data",
                                "--checkpoint_name", "m.pt", "--out_dir", "out", cwd=tmp_path)
