@@ -72,6 +72,10 @@ def probed(tmp_path_factory):
     for i, (name, (file, given, mistake, _)) in enumerate(PLANTS.items()):
         folders[name] = planted(tmp / f"plant{i}", file, given, mistake)
         jobs += [(folders[name], g) for g in GROUPS[file]]
+    folders["unanswered"] = str(tmp / "unanswered")
+    for q in ("hw2-q3", "hw2-q2"):
+        shutil.copytree(os.path.join(SKELETON, q), folders["unanswered"], dirs_exist_ok=True)
+    jobs += [(folders["unanswered"], g) for g in check_probes.FILES]
     stop = "        emb = self.dropout(self.embedding(src))"
     folders["stops"] = planted(tmp / "stops", "models.py", stop, "        import os; os._exit(7)\n" + stop)
     jobs += [(folders["stops"], g) for g in ("Q3a", "Q3b", "Q3c")]
@@ -106,6 +110,14 @@ def test_code_that_stops_the_process_fails_its_own_checks_and_the_rest_still_run
     assert stopped == {c for c, (g, *_) in check_probes.CHECKS.items() if g == "Q3a"}
     assert {c for c, (status, _) in mine.items() if status == "PASS"} == {
         c for c, (g, *_) in check_probes.CHECKS.items() if g in ("Q3b", "Q3c")}
+
+
+def test_the_skeleton_unanswered_fails_every_check_but_those_of_its_given_code_in_one_line_each(probed):
+    folders, results = probed
+    mine = {c: found for (f, c), (status, found) in results.items() if f == folders["unanswered"]}
+    assert failed(results, folders["unanswered"]) == set(check_probes.CHECKS) - {"reshape_state", "wer_at_k"}
+    assert all(found.count("\n") == 0 and "Traceback" not in found for found in mine.values())
+    assert mine["encoder_outputs"] == "raised NotImplementedError: Add your implementation."
 
 
 def test_code_that_hangs_fails_its_checks_when_the_time_is_up(tmp_path):
