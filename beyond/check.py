@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from beyond import check_probes, q2
+from beyond import check_probes, load_json, q2
 from utils import InputError, in_range, run, save_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,12 +37,12 @@ def reference():
     tables = {name: check_probes.layer_table(q2.CNN(0.1, batch_norm=bn))
               for name, bn in (("vanilla", False), ("bn", True))}
     costs = []
-    for net in ("vanilla", "bn"):
+    for net, name in (("vanilla", "vanilla"), ("bn", "batch norm")):
         paths = [os.path.join(ROOT, "results", "q2", f"cnn-{net}-lr0.01{tag}.json")
                  for tag in ("", "-skeleton_layout")]
         if all(os.path.isfile(p) for p in paths):
-            plain, mixed = (json.load(open(p, encoding="utf-8"))["final_test_acc"] for p in paths)
-            costs.append(f"{net} {100 * (plain - mixed):.1f}")
+            plain, mixed = (load_json(p, "final_test_acc")["final_test_acc"] for p in paths)
+            costs.append(f"{name} {100 * (plain - mixed):.1f}")
     cost = f" (our records: {' and '.join(costs)} points of test accuracy)" if costs else ""
     return {"tables": tables, "layout_cost": cost}
 
