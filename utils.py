@@ -79,7 +79,10 @@ HOME = os.path.dirname(os.path.abspath(__file__))  # the repository, where the d
 def home(path):
     """path in the repository, as seen from the working folder: the scripts' default paths, which
     hold wherever a script is started from (a path given on the command line is taken as given)."""
-    return os.path.relpath(os.path.join(HOME, path))
+    try:
+        return os.path.relpath(os.path.join(HOME, path))
+    except ValueError:  # Windows: the working folder on another drive
+        return os.path.join(HOME, path)
 
 
 INTEL_PATH = "data/intel_landscapes.v2.npz"  # in the repository
