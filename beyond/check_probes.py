@@ -127,7 +127,7 @@ def calls(model, x, kinds, train=False):
     model.train(train)
     try:
         with torch.no_grad():
-            model(*x) if isinstance(x, tuple) else model(x)
+            model(x)
     finally:
         for h in hooks:
             h.remove()

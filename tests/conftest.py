@@ -31,14 +31,15 @@ CORPUS = {s: PAIRS for s in data.SPLITS}  # as data.load_corpus returns it
 
 
 def checkout():
-    """Every file of the checkout, with its modification time, but the environment and caches."""
+    """Every file and folder of the checkout, a file with its modification time, but the environment
+    and caches (one walk, which never enters them)."""
     skip, found = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}, set()
     for folder, dirs, files in os.walk(ROOT):
         dirs[:] = [d for d in dirs if d not in skip]
+        found.add((os.path.relpath(folder, ROOT) + "/", 0))
         found |= {(os.path.relpath(os.path.join(folder, f), ROOT), os.lstat(os.path.join(folder, f)).st_mtime)
                   for f in files}
-    return found | {(os.path.relpath(folder, ROOT) + "/", 0) for folder, _, _ in os.walk(ROOT)
-                    if not set(os.path.relpath(folder, ROOT).split(os.sep)) & skip}
+    return found
 
 
 def pytest_sessionstart(session):
@@ -48,8 +49,9 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     """The suite leaves the checkout as it found it: a test that writes there fails the run."""
-    if hasattr(session.config, "checkout") and checkout() != session.config.checkout:
-        changed = sorted(name for name, _ in checkout() ^ session.config.checkout)
+    now = checkout() if hasattr(session.config, "checkout") else None
+    if now is not None and now != session.config.checkout:
+        changed = sorted(name for name, _ in now ^ session.config.checkout)
         print(f"\nthe tests changed the checkout: {', '.join(changed[:10])}", file=sys.stderr)
         session.exitstatus = 1
 
