@@ -28,6 +28,8 @@ SMOKE = {  # id -> (question, flags, what is checked): our driver, the student's
                    "epochs lower the loss, then test --topp 0.8 decodes"),
 }
 SMOKE_RESTS_ON = "train the model for 20 epochs using a learning rate of 0.003 [...]"
+# the student's processes: headless figures, and only their folder (or our copy) on the path
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MPLBACKEND": "Agg"}
 SMOKE_WORDS = {"train": 256, "valid": 64, "test": 64}  # the first words of each split
 
 
@@ -52,11 +54,10 @@ def probe(jobs, ref, timeout):
     process: a job that crashes or hangs fails its remaining checks, and the next job runs in a
     new process."""
     results, todo = {}, [list(job) for job in jobs]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MPLBACKEND": "Agg"}
     while todo:
         task = json.dumps({"reference": ref, "jobs": todo})
         try:
-            proc = subprocess.run([sys.executable, PROBES, task], cwd=todo[0][0], env=env,
+            proc = subprocess.run([sys.executable, PROBES, task], cwd=todo[0][0], env=CHILD_ENV,
                                   capture_output=True, text=True, timeout=timeout)
             out, err, why = proc.stdout, proc.stderr, None
         except subprocess.TimeoutExpired as e:
@@ -100,7 +101,7 @@ def smoke(folder, flags, timeout, data_dir=os.path.join(ROOT, "data")):
                 proc = subprocess.run(
                     [sys.executable, "hw2-q3.py", *mode, "--out_dir", "out", "--checkpoint_name",
                      "m.pt"], cwd=tmp, capture_output=True, text=True, timeout=timeout,
-                    env={**os.environ, "MPLBACKEND": "Agg"})
+                    env=CHILD_ENV)
             except subprocess.TimeoutExpired:
                 return "FAIL", f"{mode[0]} timed out after {timeout} s"
             if proc.returncode != 0:
