@@ -47,8 +47,13 @@ class InputFeedDecoder(Decoder):
     (1, B, H)."""
 
     def __init__(self, hidden_size, tgt_vocab_size, attn, padding_idx, dropout, **options):
-        super().__init__(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, **options,
-                         input_size=2 * hidden_size)
+        rng = torch.get_rng_state()
+        super().__init__(hidden_size, tgt_vocab_size, attn, padding_idx, dropout, **options)
+        # the LSTM reads [embedding; s~], 2H wide. Drawn as Decoder draws its own, right after the
+        # embedding: the initial weights of the committed input-feeding runs
+        torch.set_rng_state(rng)
+        self.embedding.reset_parameters()  # the same draws again
+        self.lstm = torch.nn.LSTM(2 * hidden_size, hidden_size, batch_first=True)
 
     def forward(self, tgt, dec_state, encoder_outputs, src_lengths, keys=None,
                 return_weights=False):

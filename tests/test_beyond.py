@@ -14,12 +14,13 @@ import torch
 
 import beyond.study as study
 from beyond import compare as compare_mod, decoding, diagnostics, rebuild_intel
-from beyond.train import bucketed
+from beyond.train import InputFeedDecoder, bucketed
 from conftest import (A_ID as A, BIGRAM, PAIRS, ROOT, WORDS, Bigram, call_main, q3,
                       random_batch,
                       random_model,
                       run_script, teacher_forced_log_prob, tiny_config, vocabularies, write_corpus)
 from data import EOS_IDX, Seq2SeqDataset, Vocabulary
+from models import BahdanauAttention
 from utils import CLASSES, InputError, save_json
 
 TINY = tiny_config(n_epochs=2, select_on="wer")
@@ -289,6 +290,18 @@ def test_bucketed_batches_cover_every_word_once_each_of_about_one_length():
     assert padding(one_pool) < padding(dataset.batches(4, rng=torch.Generator().manual_seed(1)))
     again = bucketed(100)(dataset, 4, torch.Generator().manual_seed(1))
     assert all(torch.equal(a, b) for a, b in zip(one_pool, again, strict=True))
+
+
+def test_the_input_feeding_decoder_draws_the_initial_weights_of_the_committed_runs():
+    """Golden values: the embedding, then an LSTM reading 2H, drawn in that order from the seed (as
+    the committed input-feeding runs were initialised), and the generator left where they leave it."""
+    torch.manual_seed(0)
+    decoder = InputFeedDecoder(4, 6, BahdanauAttention(4), 0, 0.0)
+    assert decoder.lstm.input_size == 8
+    got = [*decoder.embedding.weight[1, :3].tolist(), *decoder.lstm.weight_ih_l0[0, [0, 7]].tolist(),
+           decoder.lstm.bias_hh_l0[-1].item(), torch.rand(1).item()]
+    assert got == pytest.approx([1.5091219, 2.0819554, 1.7067116, -0.0275498, -0.4216415, -0.4299605,
+                                 0.9988049], abs=1e-6)
 
 
 def test_the_modules_run_as_a_user_runs_them(trained, tmp_path):
