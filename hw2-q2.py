@@ -429,6 +429,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    # ours, instead of the given main: its flags and defaults in parse_args, its loop in fit (the
+    # best-validation model kept), its figures in run_figures, and -sweep for Q2.1's three rates
     args = parse_args(argv)
     set_threads(args.num_threads)
     device = get_device(args.device, "-device")
