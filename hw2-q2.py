@@ -21,8 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from utils import (CLASSES, INTEL_PATH, atomic_write, configure_seed, get_device, home, in_range,
-                   load_images, plot_curves, run, save_json, set_threads)
+from utils import (CLASSES, INTEL_PATH, as_recorded, atomic_write, configure_seed, get_device, home,
+                   in_range, load_images, plot_curves, run, save_json, set_threads)
 
 MIN_BN_BATCH = 2  # batch norm cannot normalise a batch of one image
 EXIT = {"completed": 0, "diverged": 3, "interrupted": 130}  # a run's status -> the exit code
@@ -320,7 +320,7 @@ def train_run(args, lr, splits, device):
               "batch_norm": not args.no_batch_norm, "maxpool": not args.no_maxpool,
               "global_pool": isinstance(model.pool, nn.AdaptiveAvgPool2d),
               "skeleton_layout": args.skeleton_layout, "seed": args.seed,
-              "num_threads": torch.get_num_threads(), "data_path": args.data_path,
+              "num_threads": torch.get_num_threads(), "data_path": as_recorded(args.data_path),
               "device": str(device)}
     Xte, yte = splits["test"]
     record = {"name": name, "status": fitted["status"], "config": config,
@@ -383,7 +383,7 @@ def sweep(args, splits, device):
     figures += plot(epochs, curves("val_acc"), "Validation accuracy", f"{stem}-val_acc", png=True)
     scored = [r for r in records if r["best_val_acc"] is not None]
     best = max(scored, key=lambda r: r["best_val_acc"]) if scored else None
-    summary = {"runs": [r["name"] for r in records], "data_path": args.data_path,
+    summary = {"runs": [r["name"] for r in records], "data_path": as_recorded(args.data_path),
                "data_sizes": records[0]["data_sizes"],
                "best_learning_rate": best and best["config"]["learning_rate"],
                "best_run": best and best["name"]}

@@ -23,11 +23,11 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from data import (EOS_IDX, PAD_IDX, SOS_IDX, DataError, Seq2SeqDataset, Vocabulary, build_datasets,
-                  load_corpus)
+from data import (EOS_IDX, ISLEX_SOURCE, PAD_IDX, SOS_IDX, DataError, Seq2SeqDataset, Vocabulary,
+                  build_datasets, load_corpus)
 from models import BahdanauAttention, Decoder, Encoder, Seq2Seq
-from utils import (InputError, atomic_write, get_device, home, in_range, plot_curves, run,
-                   save_json, set_threads)
+from utils import (InputError, as_recorded, atomic_write, get_device, home, in_range, plot_curves,
+                   run, save_json, set_threads)
 
 KIND = "hw2-q3-p2g-seq2seq"  # what our checkpoints say they are
 EVAL_BATCH = 500  # words decoded at once
@@ -314,11 +314,13 @@ def build_model(config, src_vocab_size, tgt_vocab_size, decoder_class=Decoder):
 
 
 def read_corpus(data_dir, splits, fallback=False):
-    """data.load_corpus, a malformed file a one-line InputError."""
+    """(corpus, source) of data.load_corpus, the source a folder as records keep it; a malformed
+    file a one-line InputError."""
     try:
-        return load_corpus(data_dir, splits, fallback=fallback)
+        corpus, source = load_corpus(data_dir, splits, fallback=fallback)
     except DataError as e:
         raise InputError(str(e)) from None
+    return corpus, source if source == ISLEX_SOURCE else as_recorded(source)
 
 
 def train_run(config, corpus, checkpoint_name, device, decoder_class=Decoder, batches=None,
@@ -408,7 +410,7 @@ def train_mode(args, device, extra=None, **options):
         return 3
     print(f"best validation CER {record['best_val_cer']:.4f} at epoch {record['best_epoch']}; "
           f"checkpoint {args.checkpoint_name}; wrote {path}, {figure[0]}; trained on "
-          + ("the ISLEX fallback, NOT the course data" if config["data"] != args.data_dir
+          + ("the ISLEX fallback, NOT the course data" if config["data"] == ISLEX_SOURCE
              else args.data_dir))
     return 0
 

@@ -85,6 +85,17 @@ def home(path):
         return os.path.join(HOME, path)
 
 
+def as_recorded(path):
+    """path as records and checkpoints keep it: relative to the repository when inside it (the same
+    from any working folder), else absolute."""
+    full = os.path.abspath(path)
+    try:
+        inside = os.path.commonpath([HOME, full]) == HOME
+    except ValueError:  # Windows: another drive
+        inside = False
+    return os.path.relpath(full, HOME) if inside else full
+
+
 INTEL_PATH = "data/intel_landscapes.v2.npz"  # in the repository
 CLASSES = ["street", "sea", "mountain", "glacier", "forest", "buildings"]
 IMAGE_SIDE = 48  # the images are IMAGE_SIDE x IMAGE_SIDE x 3, colours last

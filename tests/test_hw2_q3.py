@@ -275,9 +275,10 @@ def test_without_the_course_data_training_falls_back_to_islex_loudly(tmp_path, m
 
 
 def test_train_then_test_as_a_user_runs_them_from_another_folder(tmp_path):
-    """Two fresh processes of a copy of the scripts in repo/, started from elsewhere/: train's default
-    paths (data/, the checkpoint, runs/) are the repository's; test needs only the default checkpoint
-    name, writes where --out_dir says, and its record's scores are those of its predictions."""
+    """Two fresh processes of a copy of the scripts in repo/, started from two folders outside it: train's
+    default paths (data/, the checkpoint, runs/) are the repository's; test needs only the default checkpoint
+    name, knows the data for those it was trained on, writes where --out_dir says, and its record's scores
+    are those of its predictions."""
     repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     for name in ("hw2-q3.py", "data.py", "utils.py", "models.py"):
         shutil.copy(os.path.join(ROOT, name), write_corpus(repo / "data").parent / name)
@@ -286,10 +287,13 @@ def test_train_then_test_as_a_user_runs_them_from_another_folder(tmp_path):
                                 cwd=elsewhere)
     assert code == 0, err
     assert (repo / "attn.pt").exists() and (repo / "runs/q3/attn-val_cer.png").exists() and not any(elsewhere.iterdir())
-    assert json.loads((repo / "runs/q3/attn-train.json").read_text())["config"]["data"] == "../repo/data"
-    code, out, err = run_script(str(repo / "hw2-q3.py"), "test", "--topp", "0.8", "--out_dir", "out", cwd=elsewhere)
+    assert json.loads((repo / "runs/q3/attn-train.json").read_text())["config"]["data"] == "data"  # as from repo/
+    (elsewhere / "deeper").mkdir()
+    code, out, err = run_script(str(repo / "hw2-q3.py"), "test", "--topp", "0.8", "--out_dir", "out",
+                                cwd=elsewhere / "deeper")
     assert code == 0 and "Test WER@3" in out and "(one sample per word, nucleus p = 0.8)" in out, err
-    record = json.loads((elsewhere / "out/attn-test-topp0.8.json").read_text())
+    assert "not comparable" not in err  # the same data/, seen from another folder
+    record = json.loads((elsewhere / "deeper/out/attn-test-topp0.8.json").read_text())
     examples = record["examples"]
     golds, preds = [e["gold"] for e in examples], [e["pred"] for e in examples]
     assert record["cer"] == pytest.approx(sum(map(Levenshtein.distance, preds, golds)) / sum(map(len, golds)))
