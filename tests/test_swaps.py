@@ -4,9 +4,13 @@ skeleton's own hw2-q3.py (train, then test with top-p); our utils.py, ConvBlock,
 get_number_trainable_params in its Q2 folder, driven by its hw2-q2.py; and a student's skeleton-shaped
 models.py (tests/skeleton_models.py: the skeleton's classes and nothing more, a decoder stepping one
 token at a time) with our weights. That models.py trained and tested under our hw2-q3.py is the
-checker's smoke run (tests/test_check.py). The skeleton comes from ../shared/skeleton at test time;
-nothing here copies it."""
+checker's smoke run (tests/test_check.py). Each definition of the skeleton is in the same file of ours,
+with the skeleton's parameters and defaults first. The skeleton comes from ../shared/skeleton at test
+time; nothing here copies it."""
 import ast
+import functools
+import importlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -19,6 +23,8 @@ from conftest import ROOT, WORDS, intel_npz, q3, write_corpus
 from data import PAD_IDX
 
 SKELETON = os.path.join(os.path.dirname(ROOT), "shared", "skeleton")
+COURSE_FILES = {"hw2-q2/hw2-q2.py": "hw2-q2", "hw2-q2/utils.py": "utils", "hw2-q3/hw2-q3.py": "hw2-q3",
+                "hw2-q3/models.py": "models", "hw2-q3/data.py": "data"}  # the skeleton's file -> ours
 TINY = ["--n_epochs", "1", "--hidden_size", "16", "--batch_size", "4"]
 
 
@@ -56,6 +62,46 @@ def with_ours(script, names):
         ours = definition(os.path.join(ROOT, os.path.basename(script)), name)[2]
         with open(script, "w", encoding="utf-8") as f:
             f.write("".join(lines[:start] + ours + lines[end:]))
+
+
+def skeleton_definitions(path):
+    """{name: None for a class, "property" for one, [(parameter, default's source or None)] for a
+    function or method}, each method named Class.method."""
+    found = {}
+
+    def walk(body, prefix):
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                found[prefix + node.name] = None
+                walk(node.body, f"{prefix}{node.name}.")
+            elif isinstance(node, ast.FunctionDef) and "property" in map(ast.unparse, node.decorator_list):
+                found[prefix + node.name] = "property"
+            elif isinstance(node, ast.FunctionDef):
+                names = [a.arg for a in node.args.args]
+                defaults = [None] * (len(names) - len(node.args.defaults)) + node.args.defaults
+                found[prefix + node.name] = [(n, d and ast.unparse(d)) for n, d in zip(names, defaults)]
+    with open(path, encoding="utf-8") as f:
+        walk(ast.parse(f.read()).body, "")
+    return found
+
+
+@pytest.mark.parametrize("skeleton_file", COURSE_FILES)
+def test_every_skeleton_definition_is_ours_with_its_parameters_and_defaults_first(skeleton, skeleton_file):
+    """Each class, function, method and property of the skeleton's file is in ours, its parameters first, in
+    order, with the skeleton's defaults; what we add after them has a default."""
+    module = importlib.import_module(COURSE_FILES[skeleton_file])
+    for name, params in skeleton_definitions(os.path.join(skeleton, skeleton_file)).items():
+        *owner, attr = name.split(".")
+        ours = inspect.getattr_static(functools.reduce(getattr, owner, module), attr)
+        if params is None or params == "property":
+            assert inspect.isclass(ours) if params is None else isinstance(ours, property), name
+            continue
+        got = list(inspect.signature(ours).parameters.values())
+        assert [p.name for p in got[:len(params)]] == [n for n, _ in params], name
+        for p, (_, default) in zip(got, params):  # a default of ours where the skeleton has none
+            assert default is None or p.default == eval(default, {}), (name, p.name)
+        assert all(p.default is not inspect.Parameter.empty or p.kind is p.VAR_KEYWORD
+                   for p in got[len(params):]), name
 
 
 def test_our_q3_files_run_under_the_skeletons_driver(skeleton, tmp_path):
