@@ -24,6 +24,9 @@ from tqdm import tqdm
 from utils import (CLASSES, INTEL_PATH, as_recorded, atomic_write, configure_seed, get_device, home,
                    in_range, load_images, plot_curves, run, save_json, set_threads)
 
+# ours: names from utils, not the given `import utils`; the given imports of DataLoader, pyplot and
+# numpy went with the given main and plot, whose work fit, plot_curves and main do
+
 MIN_BN_BATCH = 2  # batch norm cannot normalise a batch of one image
 EXIT = {"completed": 0, "diverged": 3, "interrupted": 130}  # a run's status -> the exit code
 

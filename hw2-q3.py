@@ -29,6 +29,9 @@ from models import BahdanauAttention, Decoder, Encoder, Seq2Seq
 from utils import (InputError, as_recorded, atomic_write, get_device, home, in_range, plot_curves,
                    run, save_json, set_threads)
 
+# ours: the given imports of DataLoader, pyplot, join and collate_samples, and the given
+# module-level device, went with the code that used them: train draws its batches, utils draws the
+# figures, and the device is --device's (auto: cuda if any)
 KIND = "hw2-q3-p2g-seq2seq"  # what our checkpoints say they are
 EVAL_BATCH = 500  # words decoded at once
 MODE_FLAGS = {"train": {"lr", "dropout", "n_epochs", "batch_size", "hidden_size"},
