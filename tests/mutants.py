@@ -51,8 +51,13 @@ def mutants():
 
 
 def scratch_copy():
-    """The checkout's files (tracked, and untracked but not ignored) and its data/ in a temp folder."""
-    folder = tempfile.mkdtemp(prefix="mutants-")
+    """The checkout's files (tracked, and untracked but not ignored) and its data/ in a temp folder,
+    with ../shared linked beside it as beside the checkout (the swap tests read the skeleton there)."""
+    folder = os.path.join(tempfile.mkdtemp(prefix="mutants-"), "checkout")
+    os.makedirs(folder)
+    shared = os.path.join(os.path.dirname(ROOT), "shared")
+    if os.path.isdir(shared):
+        os.symlink(shared, os.path.join(os.path.dirname(folder), "shared"))
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.splitlines()
     for name in files + [os.path.join("data", n) for n in os.listdir(os.path.join(ROOT, "data"))]:
@@ -101,7 +106,7 @@ def main():
             print(f"{verdict:8} {m.file}: `{given}` -> `{mistake}` | {m.test} "
                   f"({time.time() - t0:.0f} s; {last})", flush=True)
     finally:
-        shutil.rmtree(folder)
+        shutil.rmtree(os.path.dirname(folder))  # the link to ../shared is removed, not followed
     print(f"{len(chosen)} mistakes: " + ", ".join(f"{n} {v}" for v, n in sorted(tally.items())))
     return 0 if set(tally) <= {"caught"} else 1
 

@@ -6,7 +6,14 @@ models.py (tests/skeleton_models.py: the skeleton's classes and nothing more, a 
 token at a time) with our weights. That models.py trained and tested under our hw2-q3.py is the
 checker's smoke run (tests/test_check.py). Each definition of the skeleton is in the same file of ours,
 with the skeleton's parameters and defaults first. The skeleton comes from ../shared/skeleton at test
-time; nothing here copies it."""
+time; nothing here copies it.
+
+- hw2-q3.py: `def nucleus_sampling(logits, p=0.8, rng=None):` -> `def nucleus_sampling(logits, top_p=0.8, rng=None):` | test_every_skeleton_definition_is_ours_with_its_parameters_and_defaults_first
+- hw2-q2.py: `def predict(model, X, return_scores=True, batch_size=1000):` -> `def predict(model, X, return_scores=False, batch_size=1000):` | test_every_skeleton_definition_is_ours_with_its_parameters_and_defaults_first
+- models.py: `    def sequence_mask(self, lengths, max_len=None):` -> `    def sequence_mask(self, lengths, max_len):` | test_every_skeleton_definition_is_ours_with_its_parameters_and_defaults_first
+- data.py: `    @property\n    def vocab_size(self):` -> `    def vocab_size(self):` | test_every_skeleton_definition_is_ours_with_its_parameters_and_defaults_first
+- utils.py: `def load_dataset(data_path, bias=False):` -> `def load_data(data_path, bias=False):` | test_every_skeleton_definition_is_ours_with_its_parameters_and_defaults_first
+"""
 import ast
 import functools
 import importlib
